@@ -1,0 +1,99 @@
+//! The inbox: effectively-once handling on top of at-least-once delivery.
+//!
+//! Redis Streams may deliver an event more than once (a relay crash before it
+//! marks rows, a consumer crash before `XACK`, a reclaim). A handler that
+//! changes PostgreSQL state runs inside a transaction that also inserts
+//! `(consumer_group, event_id)` into `processed_events`. If the row is already
+//! there, the event was applied before and nothing is done; if the transaction
+//! rolls back, neither the effects nor the record remain, and the next
+//! delivery tries again.
+
+use crate::consumer::Handler;
+use crate::envelope::{DomainEvent, Event};
+use crate::ids::EventId;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::future::Future;
+
+/// Records which events a consumer group has applied.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    pool: PgPool,
+    group: String,
+}
+
+impl Inbox {
+    /// The inbox of consumer group `group`, kept in `pool`'s schema.
+    pub fn new(pool: PgPool, group: impl Into<String>) -> Self {
+        Self { pool, group: group.into() }
+    }
+
+    /// Begins the transaction that applies `event_id`, or returns `None` if the
+    /// group has applied it already. Commit the transaction to record the event
+    /// as applied together with the handler's effects.
+    ///
+    /// A concurrent delivery of the same event waits on the first one's row
+    /// lock and then sees it applied (or, if the first rolled back, applies it).
+    ///
+    /// # Errors
+    /// PostgreSQL failed.
+    pub async fn begin(&self, event_id: EventId) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.group)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Ok((inserted == 1).then_some(tx))
+    }
+
+    /// Whether the group has applied `event_id`.
+    ///
+    /// # Errors
+    /// PostgreSQL failed.
+    pub async fn contains(&self, event_id: EventId) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer_group = $1 AND event_id = $2)")
+            .bind(&self.group)
+            .bind(event_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+/// A handler whose effects are PostgreSQL writes, applied once per event.
+///
+/// Wrap it in [`Inboxed`] to get a [`Handler`] for a consumer.
+pub trait TransactionalHandler<E: Event>: Send + Sync + 'static {
+    /// Applies `event` using `tx`; the inbox commits it. Returning an error
+    /// rolls everything back and the event is retried.
+    fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<E>) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Runs a [`TransactionalHandler`] inside the inbox transaction, so that a
+/// redelivered event changes nothing.
+#[derive(Debug, Clone)]
+pub struct Inboxed<H> {
+    inbox: Inbox,
+    handler: H,
+}
+
+impl<H> Inboxed<H> {
+    /// `handler`, applied at most once per event for `inbox`'s group.
+    pub fn new(inbox: Inbox, handler: H) -> Self {
+        Self { inbox, handler }
+    }
+}
+
+impl<E: Event, H: TransactionalHandler<E>> Handler<E> for Inboxed<H> {
+    async fn handle(&self, event: &DomainEvent<E>) -> anyhow::Result<()> {
+        let Some(mut tx) = self.inbox.begin(event.id).await? else {
+            tracing::debug!(event_id = %event.id, "event already applied; skipping");
+            return Ok(());
+        };
+        self.handler.apply(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! The platform's event contract and its transport over Redis Streams.
+//!
+//! Services change state in PostgreSQL and tell each other what happened
+//! through **domain events**. This crate is the only place that defines them:
+//! the envelope ([`DomainEvent`]), one enum per stream ([`MenuEvent`],
+//! [`ReservationEvent`]), their wire form ([`encoding`]), and the machinery that
+//! moves them without losing any.
+//!
+//! # The life of an event
+//!
+//! 1. **Append.** A service changes its tables and calls [`outbox::append`] in
+//!    the same transaction. Both commit or neither does: there is no moment at
+//!    which the state changed but the event is lost, or the other way round.
+//! 2. **Relay.** The service's [`outbox::OutboxRelay`] wakes on `NOTIFY`
+//!    (polling as a fallback), reads committed rows in order and `XADD`s them to
+//!    the family's stream (`menu-events`, …), capped with `MAXLEN ~`, then marks
+//!    them published. If Redis is down the rows wait; if the relay dies between
+//!    `XADD` and marking, the rows are sent again. Delivery is **at least once**.
+//! 3. **Consume.** Every consuming service is a consumer group on the stream
+//!    and each of its instances a consumer ([`consumer`]). An entry is
+//!    acknowledged after its handler succeeds; failures are retried with
+//!    backoff, entries stuck with a dead instance are claimed by a live one, and
+//!    an entry that keeps failing goes to the dead-letter stream ([`dead_letter`])
+//!    with its error. Types the consumer does not know are acknowledged and
+//!    counted, so old consumers tolerate new producers.
+//! 4. **Apply once.** A handler that writes to PostgreSQL runs through the
+//!    [`inbox`]: its effects and the record "group G applied event E" commit in
+//!    one transaction, so a repeated delivery changes nothing. At least once
+//!    plus the inbox is effectively once.
+//!
+//! # Ordering
+//!
+//! Events of one aggregate are appended in version order and published in the
+//! order they were appended; a consumer handles one aggregate's events one at a
+//! time, in stream order. Events of different aggregates may be handled
+//! concurrently. Across several instances of a consuming service, ordering per
+//! aggregate holds only while an aggregate's events are not spread over two
+//! instances' in-flight batches; handlers compare `version` with what they
+//! have seen and ignore anything older.
+//!
+//! # Durability
+//!
+//! Redis must run with AOF (`appendonly yes`, and `appendfsync always` to lose
+//! nothing on a crash) for a stream to survive a Redis restart. Without it, a
+//! restart empties the streams: events already published are gone from Redis
+//! (they remain in the outbox until pruned) and consumer groups are recreated.
+
+#![deny(missing_docs)]
+
+pub mod backoff;
+pub mod consumer;
+pub mod dead_letter;
+pub mod encoding;
+pub mod envelope;
+pub mod ids;
+pub mod inbox;
+pub mod menu;
+pub mod metrics;
+pub mod outbox;
+pub mod reservation;
+pub mod schema;
+
+pub use consumer::{Consumer, ConsumerConfig, Handler};
+pub use encoding::{EncodedEvent, Streams};
+pub use envelope::{DomainEvent, Event, Metadata};
+pub use ids::{EventId, MenuId, MenuItemId, ReservationId};
+pub use inbox::{Inbox, Inboxed, TransactionalHandler};
+pub use menu::MenuEvent;
+pub use outbox::{OutboxRelay, RelayConfig};
+pub use reservation::ReservationEvent;
+
+/// Implements [`Event`] for a `#[serde(tag = "type", content = "data")]` enum
+/// whose variants all have named fields. Listing a variant twice or leaving
+/// one out does not compile.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! event_family {
+    ($family:ident, $stream:literal, [$($variant:ident),+ $(,)?]) => {
+        impl $crate::Event for $family {
+            const STREAM: &'static str = $stream;
+            const TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
+
+            fn event_type(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => stringify!($variant)),+
+                }
+            }
+        }
+    };
+}

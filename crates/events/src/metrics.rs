@@ -1,0 +1,37 @@
+//! Prometheus metric names recorded by this crate, described once at start-up.
+//!
+//! Labels: `stream` on everything; `group` on consumer metrics; `outcome` on
+//! [`CONSUMED`] (`ok`, `unknown_type`).
+
+/// Counter: events written to a stream by the relay.
+pub const PUBLISHED: &str = "events_published_total";
+/// Counter: events a consumer group finished with, by outcome.
+pub const CONSUMED: &str = "events_consumed_total";
+/// Counter: handler attempts that failed and will be retried.
+pub const RETRIED: &str = "events_retried_total";
+/// Counter: entries moved to a dead-letter stream.
+pub const DEAD_LETTERED: &str = "events_dead_lettered_total";
+/// Counter: pending entries taken over from another consumer.
+pub const RECLAIMED: &str = "events_reclaimed_total";
+/// Gauge: outbox rows not yet published.
+pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
+/// Gauge: age in seconds of the oldest unpublished outbox row.
+pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
+/// Gauge: entries delivered to a group and not yet acknowledged.
+pub const PENDING: &str = "events_pending";
+/// Histogram: seconds from an event's `occurred_at` to its handler finishing.
+pub const HANDLE_LAG: &str = "events_handle_lag_seconds";
+
+/// Registers descriptions for every metric above with the installed recorder.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(PUBLISHED, "Events the outbox relay wrote to a stream");
+    describe_counter!(CONSUMED, "Events a consumer group finished with, by outcome");
+    describe_counter!(RETRIED, "Failed handler attempts that will be retried");
+    describe_counter!(DEAD_LETTERED, "Entries moved to a dead-letter stream");
+    describe_counter!(RECLAIMED, "Pending entries claimed from an idle consumer");
+    describe_gauge!(OUTBOX_BACKLOG, "Outbox rows not yet published");
+    describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest unpublished outbox row");
+    describe_gauge!(PENDING, "Entries delivered to the group and not yet acknowledged");
+    describe_histogram!(HANDLE_LAG, Unit::Seconds, "Time from an event occurring to its handler finishing");
+}

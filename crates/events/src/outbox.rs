@@ -1,0 +1,357 @@
+//! The transactional outbox: events are rows written with the state change, and
+//! a relay moves committed rows to Redis.
+//!
+//! A service never talks to Redis while it changes state. It calls [`append`]
+//! inside its own transaction, so the change and its events commit or vanish
+//! together. The [`OutboxRelay`] then publishes committed rows with `XADD` in
+//! `seq` order and marks them published.
+//!
+//! * **Waking.** `append` sends `NOTIFY` on a channel named after the schema;
+//!   the relay `LISTEN`s and also polls, so a lost notification or a dropped
+//!   listener delays an event by at most one poll interval.
+//! * **Order.** A batch is claimed with `FOR UPDATE SKIP LOCKED` inside a
+//!   transaction that first takes a per-schema advisory lock. Several relays
+//!   (one per service instance) can therefore run: one publishes at a time and
+//!   the others stand by, so the stream never shows a later batch before an
+//!   earlier one. Rows of one aggregate are committed in version order (writers
+//!   of an aggregate serialize on its row), so each aggregate's events reach the
+//!   stream in commit order.
+//! * **Redis down.** Rows stay unpublished and the relay retries with backoff;
+//!   when Redis returns it catches up in batches.
+//! * **At least once.** A crash between `XADD` and the commit that marks the
+//!   rows leaves them unpublished, and they are sent again: consumers
+//!   deduplicate by event id (see [`crate::inbox`]).
+//! * **Retention.** Published rows are kept for `retention` and then pruned;
+//!   streams are capped with `XADD … MAXLEN ~ stream_max_len`.
+
+use crate::backoff::{Backoff, LogLimiter};
+use crate::encoding::{EncodedEvent, Streams};
+use crate::envelope::{DomainEvent, Event};
+use crate::metrics as names;
+use chrono::{DateTime, Utc};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Why appending to the outbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// An event could not be encoded.
+    #[error("encoding event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The insert failed; the caller's transaction should be rolled back.
+    #[error("inserting into the outbox: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Appends `events` to the outbox inside the caller's transaction.
+///
+/// The events are published only if and when that transaction commits.
+///
+/// # Errors
+/// Encoding or the insert failed; roll the transaction back.
+pub async fn append<E: Event>(
+    tx: &mut PgConnection,
+    streams: &Streams,
+    events: &[DomainEvent<E>],
+) -> Result<(), AppendError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let stream = streams.of::<E>();
+    let encoded = events.iter().map(EncodedEvent::encode).collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "WITH appended AS (
+             INSERT INTO outbox (event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata)
+             SELECT id, $2, event_type, aggregate_id, version, occurred_at, data::jsonb, metadata::jsonb
+             FROM UNNEST($1::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
+                  AS e(id, event_type, aggregate_id, version, occurred_at, data, metadata)
+         )
+         SELECT pg_notify(concat('outbox_', current_schema()), '')",
+    )
+    .bind(encoded.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
+    .bind(&stream)
+    .bind(encoded.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.aggregate_id).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// How often the backlog gauges are refreshed.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How the relay batches, waits, caps streams and prunes.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows published per `XADD` pipeline and transaction.
+    pub batch_size: usize,
+    /// Longest wait between looks at the outbox when no notification comes.
+    pub poll_interval: Duration,
+    /// Approximate cap of every stream (`XADD … MAXLEN ~`).
+    pub stream_max_len: usize,
+    /// How long published rows are kept before pruning.
+    pub retention: Duration,
+    /// How often pruning runs.
+    pub prune_interval: Duration,
+    /// Waits between attempts while Redis or PostgreSQL is unreachable.
+    pub backoff: Backoff,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            stream_max_len: 100_000,
+            retention: Duration::from_secs(24 * 3600),
+            prune_interval: Duration::from_secs(60),
+            backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(5) },
+        }
+    }
+}
+
+/// Why one relay step failed. The relay itself retries; this is for callers of
+/// [`OutboxRelay::publish_batch`] and for the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// PostgreSQL failed.
+    #[error("outbox database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Redis failed; the rows stay unpublished.
+    #[error("publishing to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Publishes committed outbox rows to Redis. Run one per service instance.
+#[derive(Debug, Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    redis: redis::Client,
+    config: RelayConfig,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    seq: i64,
+    event_id: Uuid,
+    stream: String,
+    event_type: String,
+    aggregate_id: Uuid,
+    version: i64,
+    occurred_at: DateTime<Utc>,
+    data: String,
+    metadata: String,
+}
+
+impl OutboxRelay {
+    /// A relay for the outbox in `pool`'s schema, publishing through `redis`.
+    pub fn new(pool: PgPool, redis: redis::Client, config: RelayConfig) -> Self {
+        Self { pool, redis, config }
+    }
+
+    /// Publishes until `cancel` fires, surviving outages of Redis and PostgreSQL.
+    /// A batch under way when `cancel` fires is finished first.
+    #[tracing::instrument(name = "outbox_relay", skip_all)]
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut redis: Option<MultiplexedConnection> = None;
+        let mut listener: Option<PgListener> = None;
+        let mut failures = 0u32;
+        let mut limiter = LogLimiter::new(Duration::from_secs(10));
+        let mut last_prune = Instant::now();
+        let mut last_backlog: Option<Instant> = None;
+
+        while !cancel.is_cancelled() {
+            if listener.is_none() {
+                listener = self.listen().await.ok();
+            }
+            match self.drain(&mut redis).await {
+                Ok(published) => {
+                    if failures > 0 {
+                        tracing::info!(published, "outbox relay recovered");
+                        limiter.reset();
+                    }
+                    failures = 0;
+                }
+                Err(error) => {
+                    redis = None;
+                    failures += 1;
+                    if let Some(suppressed) = limiter.admit() {
+                        tracing::warn!(error = %error, suppressed, "outbox relay cannot publish; rows are kept and retried");
+                    }
+                    let delay = self.config.backoff.delay(failures);
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            }
+            if last_prune.elapsed() >= self.config.prune_interval {
+                last_prune = Instant::now();
+                if let Err(error) = self.prune().await {
+                    tracing::warn!(error = %error, "pruning the outbox failed");
+                }
+            }
+            if last_backlog.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
+                last_backlog = Some(Instant::now());
+                if let Err(error) = self.record_backlog().await {
+                    tracing::debug!(error = %error, "reading the outbox backlog failed");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                woke = next_notification(&mut listener) => {
+                    if woke.is_err() {
+                        listener = None;
+                    }
+                }
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+            if let Some(listener) = listener.as_mut() {
+                while listener.next_buffered().is_some() {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await?;
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(&format!("outbox_{schema}")).await?;
+        Ok(listener)
+    }
+
+    async fn drain(&self, redis: &mut Option<MultiplexedConnection>) -> Result<usize, RelayError> {
+        let connection = match redis {
+            Some(connection) => connection,
+            None => redis.insert(self.connect().await?),
+        };
+        let mut total = 0;
+        loop {
+            let published = self.publish_batch(connection).await?;
+            total += published;
+            if published < self.config.batch_size {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        self.redis.get_multiplexed_async_connection_with_config(&config).await
+    }
+
+    /// Publishes one batch of the oldest unpublished rows and marks them.
+    /// Returns how many were published: 0 when the outbox is empty or another
+    /// relay holds the publishing lock.
+    ///
+    /// # Errors
+    /// PostgreSQL or Redis failed; the rows stay unpublished.
+    pub async fn publish_batch(&self, redis: &mut MultiplexedConnection) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let publisher: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !publisher {
+            return Ok(0);
+        }
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT seq, event_id, stream, event_type, aggregate_id, version, occurred_at,
+                    data::text AS data, metadata::text AS metadata
+             FROM outbox WHERE published_at IS NULL
+             ORDER BY seq LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        let mut pipeline = redis::pipe();
+        let mut per_stream: HashMap<&str, u64> = HashMap::new();
+        for row in &rows {
+            let event = EncodedEvent {
+                id: row.event_id.into(),
+                event_type: row.event_type.clone(),
+                aggregate_id: row.aggregate_id,
+                version: row.version,
+                occurred_at: row.occurred_at,
+                data: row.data.clone(),
+                metadata: row.metadata.clone(),
+            };
+            pipeline
+                .cmd("XADD")
+                .arg(&row.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.stream_max_len)
+                .arg("*")
+                .arg(&event.to_fields()[..])
+                .ignore();
+            *per_stream.entry(&row.stream).or_default() += 1;
+        }
+        pipeline.query_async::<()>(redis).await?;
+
+        let seqs: Vec<i64> = rows.iter().map(|row| row.seq).collect();
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)").bind(&seqs).execute(&mut *tx).await?;
+        tx.commit().await?;
+
+        for (stream, count) in per_stream {
+            metrics::counter!(names::PUBLISHED, "stream" => stream.to_owned()).increment(count);
+        }
+        Ok(rows.len())
+    }
+
+    /// Deletes published rows older than the retention.
+    async fn prune(&self) -> Result<u64, sqlx::Error> {
+        let pruned = sqlx::query(
+            "DELETE FROM outbox WHERE seq IN (
+                 SELECT seq FROM outbox
+                 WHERE published_at < now() - make_interval(secs => $1)
+                 LIMIT 10000)",
+        )
+        .bind(self.config.retention.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if pruned > 0 {
+            tracing::debug!(pruned, "pruned published outbox rows");
+        }
+        Ok(pruned)
+    }
+
+    async fn record_backlog(&self) -> Result<(), sqlx::Error> {
+        let (backlog, age): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        #[allow(clippy::cast_precision_loss, reason = "a gauge; precision beyond 2^53 rows is moot")]
+        metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
+        metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.unwrap_or(0.0));
+        Ok(())
+    }
+}
+
+async fn next_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(listener) => listener.recv().await.map(drop),
+        None => std::future::pending().await,
+    }
+}

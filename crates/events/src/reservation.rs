@@ -1,0 +1,52 @@
+//! Events of the `reservation-events` stream, published by the reservation service.
+
+use crate::ids::MenuItemId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Everything that happens to a reservation. The aggregate id is the `ReservationId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    /// A guest booked a table; the reservation is pending.
+    ReservationCreated {
+        /// Who booked.
+        guest_name: String,
+        /// Contact email, if given.
+        guest_email: Option<String>,
+        /// Contact phone, if given.
+        guest_phone: Option<String>,
+        /// How many seats.
+        party_size: u16,
+        /// When the party arrives.
+        starts_at: DateTime<Utc>,
+        /// How long the seats are held.
+        duration_minutes: u32,
+        /// Items ordered ahead.
+        pre_order: Vec<PreOrderLine>,
+    },
+    /// The restaurant confirmed the reservation.
+    ReservationConfirmed {},
+    /// The reservation was cancelled; its seats are free again.
+    ReservationCancelled {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The party came and left.
+    ReservationCompleted {},
+}
+
+crate::event_family!(
+    ReservationEvent,
+    "reservation-events",
+    [ReservationCreated, ReservationConfirmed, ReservationCancelled, ReservationCompleted,]
+);
+
+/// One pre-ordered item of a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreOrderLine {
+    /// The menu item.
+    pub menu_item_id: MenuItemId,
+    /// How many, at least one.
+    pub quantity: u32,
+}

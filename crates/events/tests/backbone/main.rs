@@ -1,0 +1,8 @@
+//! The event backbone against the real PostgreSQL and Redis of the machine.
+//! Each test has its own schema and its own stream names.
+
+mod delivery;
+mod durability;
+mod failures;
+mod helpers;
+mod relay;

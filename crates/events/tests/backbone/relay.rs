@@ -1,0 +1,193 @@
+//! Publishing: outbox → relay → stream.
+
+use crate::helpers::*;
+use events::encoding::FIELDS;
+use events::{EncodedEvent, MenuEvent, ReservationEvent, Streams};
+use redis::streams::StreamRangeReply;
+use std::time::Duration;
+
+#[tokio::test]
+async fn published_entries_carry_the_seven_readable_fields_and_decode_to_the_same_event() -> TestResult {
+    let harness = Harness::new().await?;
+    let event = menu_created("Lunch");
+    harness.append(std::slice::from_ref(&event)).await?;
+
+    let published = harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    assert_eq!(published, 1);
+
+    let range: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(harness.stream::<MenuEvent>())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut harness.connection().await?)
+        .await?;
+    let [entry] = &range.ids[..] else { anyhow::bail!("expected one entry, got {}", range.ids.len()) };
+    let mut names: Vec<&str> = entry.map.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = FIELDS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    assert_eq!(entry.get::<String>("type").as_deref(), Some("MenuCreated"));
+    assert_eq!(entry.get::<String>("version").as_deref(), Some("1"));
+    let data: serde_json::Value = serde_json::from_str(&entry.get::<String>("data").unwrap_or_default())?;
+    assert_eq!(data["name"], "Lunch");
+    let metadata: serde_json::Value = serde_json::from_str(&entry.get::<String>("metadata").unwrap_or_default())?;
+    assert_eq!(metadata["source"], "test-service");
+    assert_eq!(metadata["correlation_id"], event.metadata.correlation_id.as_str());
+
+    let decoded = EncodedEvent::from_fields(&entry.map)?.decode::<MenuEvent>()?;
+    assert_eq!(decoded, event);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_real_menu_events_stream_shows_readable_fields_to_redis_cli() -> TestResult {
+    // Publishes to the unprefixed `menu-events`, as a running platform would,
+    // so that `redis-cli XRANGE menu-events - +` shows what an entry looks like.
+    let mut harness = Harness::new().await?;
+    harness.streams = Streams::default();
+    let event = menu_created("Seen with redis-cli");
+    harness.append(std::slice::from_ref(&event)).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+
+    let output = tokio::process::Command::new("redis-cli")
+        .args(["-u", &testkit::redis_url(), "XRANGE", "menu-events", "-", "+"])
+        .output()
+        .await?;
+    let text = String::from_utf8(output.stdout)?;
+    let id = event.id.to_string();
+    assert!(text.contains(&id), "redis-cli output lacks the event id {id}");
+    for field in FIELDS {
+        assert!(text.lines().any(|line| line.trim() == field), "redis-cli output lacks the field {field}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_relay_publishes_in_append_order_and_marks_rows() -> TestResult {
+    let harness = Harness::new().await?;
+    let aggregate = uuid::Uuid::now_v7();
+    let events = availability_changes(aggregate, 1200);
+    for chunk in events.chunks(100) {
+        harness.append(chunk).await?;
+    }
+    let relay = harness.spawn_relay();
+    eventually(Duration::from_secs(10), "all rows published", || async { Ok(harness.unpublished().await? == 0) })
+        .await?;
+    relay.stop().await?;
+
+    let range: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(harness.stream::<MenuEvent>())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut harness.connection().await?)
+        .await?;
+    let versions: Vec<i64> = range.ids.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
+    assert_eq!(versions, (1..=1200).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_relay_wakes_on_notify_well_before_its_poll_interval() -> TestResult {
+    let harness = Harness::new().await?;
+    let relay = harness.relay_with(events::RelayConfig { poll_interval: Duration::from_secs(30), ..fast_relay() });
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    tokio::time::sleep(Duration::from_millis(200)).await; // let it listen
+
+    harness.append(&[menu_created("Quick")]).await?;
+    let stream = harness.stream::<MenuEvent>();
+    eventually(Duration::from_secs(2), "the entry on the stream", || async {
+        Ok(harness.stream_len(&stream).await? == 1)
+    })
+    .await?;
+    running.stop().await
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_publishes_nothing() -> TestResult {
+    let harness = Harness::new().await?;
+    let mut tx = harness.pool().begin().await?;
+    events::outbox::append(&mut tx, &harness.streams, &[menu_created("Never")]).await?;
+    tx.rollback().await?;
+
+    assert_eq!(harness.relay().publish_batch(&mut harness.connection().await?).await?, 0);
+    assert_eq!(harness.stream_len(&harness.stream::<MenuEvent>()).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_family_goes_to_its_own_stream() -> TestResult {
+    let harness = Harness::new().await?;
+    harness.append(&[menu_created("A"), menu_created("B")]).await?;
+    harness
+        .append(&[events::DomainEvent::new(
+            uuid::Uuid::now_v7(),
+            2,
+            ReservationEvent::ReservationConfirmed {},
+            metadata(),
+        )])
+        .await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    assert_eq!(harness.stream_len(&harness.stream::<MenuEvent>()).await?, 2);
+    assert_eq!(harness.stream_len(&harness.stream::<ReservationEvent>()).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn streams_are_capped_at_roughly_their_max_len() -> TestResult {
+    let harness = Harness::new().await?;
+    let events = availability_changes(uuid::Uuid::now_v7(), 3000);
+    harness.append(&events).await?;
+    let relay = harness.relay_with(events::RelayConfig { stream_max_len: 500, ..fast_relay() });
+    while relay.publish_batch(&mut harness.connection().await?).await? > 0 {}
+
+    let len = harness.stream_len(&harness.stream::<MenuEvent>()).await?;
+    // `MAXLEN ~` trims whole macro nodes (100 entries by default), so a little over the cap remains.
+    assert!((500..=700).contains(&len), "stream length {len} is not near the cap of 500");
+    Ok(())
+}
+
+#[tokio::test]
+async fn published_rows_are_pruned_after_the_retention() -> TestResult {
+    let harness = Harness::new().await?;
+    harness.append(&[menu_created("Old"), menu_created("Older")]).await?;
+    let relay = harness.relay_with(events::RelayConfig {
+        retention: Duration::ZERO,
+        prune_interval: Duration::ZERO,
+        ..fast_relay()
+    });
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    eventually(Duration::from_secs(5), "the outbox to be empty", || async {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(harness.pool()).await?;
+        Ok(rows == 0)
+    })
+    .await?;
+    running.stop().await?;
+    assert_eq!(harness.stream_len(&harness.stream::<MenuEvent>()).await?, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_relays_on_one_outbox_publish_every_row_exactly_once_in_order() -> TestResult {
+    let harness = Harness::new().await?;
+    let first = harness.spawn_relay();
+    let second = harness.spawn_relay();
+    let aggregate = uuid::Uuid::now_v7();
+    for chunk in availability_changes(aggregate, 600).chunks(20) {
+        harness.append(chunk).await?;
+    }
+    eventually(Duration::from_secs(10), "all rows published", || async { Ok(harness.unpublished().await? == 0) })
+        .await?;
+    first.stop().await?;
+    second.stop().await?;
+
+    let range: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(harness.stream::<MenuEvent>())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut harness.connection().await?)
+        .await?;
+    let versions: Vec<i64> = range.ids.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
+    assert_eq!(versions, (1..=600).collect::<Vec<_>>());
+    Ok(())
+}
