@@ -112,7 +112,7 @@ impl EncodedEvent {
             ("type", self.event_type.clone()),
             ("aggregate_id", self.aggregate_id.to_string()),
             ("version", self.version.to_string()),
-            ("occurred_at", self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            ("occurred_at", format_time(self.occurred_at)),
             ("data", self.data.clone()),
             ("metadata", self.metadata.clone()),
         ]
@@ -139,6 +139,11 @@ impl EncodedEvent {
             metadata: text("metadata")?,
         })
     }
+}
+
+/// How times are written on the stream: RFC 3339, UTC, microseconds.
+pub fn format_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn invalid<E: std::fmt::Display>(field: &'static str) -> impl Fn(E) -> DecodeError {

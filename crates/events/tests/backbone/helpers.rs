@@ -104,7 +104,7 @@ impl Harness {
     }
 
     pub async fn unpublished(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(self.pool()).await?)
     }
 
     pub async fn stream_len(&self, stream: &str) -> anyhow::Result<usize> {

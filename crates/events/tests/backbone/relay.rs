@@ -64,7 +64,7 @@ async fn the_real_menu_events_stream_shows_readable_fields_to_redis_cli() -> Tes
 }
 
 #[tokio::test]
-async fn the_relay_publishes_in_append_order_and_marks_rows() -> TestResult {
+async fn the_relay_publishes_in_append_order_and_empties_the_outbox() -> TestResult {
     let harness = Harness::new().await?;
     let aggregate = uuid::Uuid::now_v7();
     let events = availability_changes(aggregate, 1200);
@@ -148,22 +148,20 @@ async fn streams_are_capped_at_roughly_their_max_len() -> TestResult {
 }
 
 #[tokio::test]
-async fn published_rows_are_pruned_after_the_retention() -> TestResult {
+async fn a_failed_xadd_keeps_the_rows_for_the_next_attempt() -> TestResult {
     let harness = Harness::new().await?;
-    harness.append(&[menu_created("Old"), menu_created("Older")]).await?;
-    let relay = harness.relay_with(events::RelayConfig {
-        retention: Duration::ZERO,
-        prune_interval: Duration::ZERO,
-        ..fast_relay()
-    });
-    let running = Running::spawn(|cancel| relay.run(cancel));
-    eventually(Duration::from_secs(5), "the outbox to be empty", || async {
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(harness.pool()).await?;
-        Ok(rows == 0)
-    })
-    .await?;
-    running.stop().await?;
-    assert_eq!(harness.stream_len(&harness.stream::<MenuEvent>()).await?, 2);
+    harness.append(&[menu_created("Kept")]).await?;
+    // A stream key holding a string makes XADD fail with WRONGTYPE.
+    let stream = harness.stream::<MenuEvent>();
+    let mut connection = harness.connection().await?;
+    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    assert!(harness.relay().publish_batch(&mut connection).await.is_err());
+    assert_eq!(harness.unpublished().await?, 1, "the row must survive a failed XADD");
+
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut connection).await?;
+    assert_eq!(harness.relay().publish_batch(&mut connection).await?, 1);
+    assert_eq!(harness.unpublished().await?, 0);
+    assert_eq!(harness.stream_len(&stream).await?, 1);
     Ok(())
 }
 

@@ -1,0 +1,299 @@
+//! Measures the event backbone against its physical references, in one run:
+//!
+//! 1. raw `XADD` rate, by `redis-benchmark` (pipelined 16 deep, the same
+//!    seven fields and sizes as a real entry);
+//! 2. the relay's publish rate: committed outbox rows → Redis, marked published;
+//! 3. `pgbench` running a transaction of two single-row inserts (the floor of a
+//!    command that writes state plus an outbox row);
+//! 4. end to end: concurrent writers append events in their own transactions,
+//!    the relay publishes, a consumer group applies each through the inbox in
+//!    its own transaction; throughput at full load, then p50/p99 latency
+//!    (append → applied) at half that rate.
+//!
+//! `cargo run --release -p events --example backbone_bench` (PostgreSQL and
+//! Redis running; `BENCH_EVENTS` sets the event count, default 20000).
+
+use anyhow::Context;
+use events::menu::MenuItem;
+use events::{
+    Consumer, ConsumerConfig, DomainEvent, Handler, Inbox, Inboxed, MenuEvent, MenuItemId, Metadata, OutboxRelay,
+    RelayConfig, Streams, TransactionalHandler,
+};
+use hdrhistogram::Histogram;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use testkit::TestDb;
+use tokio_util::sync::CancellationToken;
+
+const WRITERS: usize = 16;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    println!("event backbone benchmark: {events} events, {WRITERS} writers, {} cores", num_cpus());
+
+    let raw = raw_xadd_rate(events)?;
+    println!("raw XADD (redis-benchmark, -P 16)          {raw:>10.0} entries/s");
+
+    let publish = publish_rate(events).await?;
+    println!("relay publish (outbox → stream)             {publish:>10.0} events/s   {:.2} × raw XADD", publish / raw);
+
+    let pgbench = pgbench_rate()?;
+    println!("pgbench, 2 single-row inserts per tx        {pgbench:>10.0} tx/s");
+
+    let (e2e, _) = end_to_end(events, None).await?;
+    println!(
+        "end to end (append → relay → consume → inbox) {e2e:>8.0} events/s   {:.2} × raw XADD, {:.2} × pgbench",
+        e2e / raw,
+        e2e / pgbench
+    );
+    let half = e2e / 2.0;
+    let (paced, latency) = end_to_end(events / 2, Some(half)).await?;
+    println!(
+        "  at {half:.0} events/s offered ({paced:.0} achieved): latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0,
+        latency.max() as f64 / 1000.0,
+    );
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+fn sample_event() -> DomainEvent<MenuEvent> {
+    let item = MenuItem {
+        id: MenuItemId::new(),
+        name: "Tomato soup".to_owned(),
+        description: Some("With basil and cream".to_owned()),
+        category: "starter".to_owned(),
+        price_cents: 650,
+        currency: "EUR".to_owned(),
+        available: true,
+    };
+    DomainEvent::new(
+        uuid::Uuid::now_v7(),
+        1,
+        MenuEvent::MenuItemAdded { item },
+        Metadata::new("bench", uuid::Uuid::now_v7().to_string()),
+    )
+}
+
+fn raw_xadd_rate(events: usize) -> anyhow::Result<f64> {
+    let stream = testkit::unique("bench-raw-");
+    let encoded = events::EncodedEvent::encode(&sample_event())?;
+    let mut command = Command::new("redis-benchmark");
+    command.args(["-h", "127.0.0.1", "-p", "6379", "-q", "-P", "16", "-c", "16", "-n"]);
+    command.arg((events * 5).to_string());
+    command.args(["XADD", &stream, "MAXLEN", "~", "100000", "*"]);
+    for (name, value) in encoded.to_fields() {
+        command.arg(name).arg(value);
+    }
+    let output = command.output().context("running redis-benchmark")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rate = text
+        .rsplit_once(" requests per second")
+        .and_then(|(before, _)| before.split_whitespace().last())
+        .and_then(|n| n.parse::<f64>().ok())
+        .with_context(|| format!("reading redis-benchmark's output: {text}"))?;
+    delete_key(&stream)?;
+    Ok(rate)
+}
+
+/// Time from each event's `occurred_at` to its XADD, read from the entry ids.
+fn publish_latency(stream: &str) -> anyhow::Result<Histogram<u64>> {
+    let mut connection = testkit::redis_client()?.get_connection()?;
+    let range: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query(&mut connection)?;
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for entry in &range.ids {
+        let added_ms: i64 = entry.id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or_default();
+        let occurred = entry
+            .get::<String>("occurred_at")
+            .and_then(|time| chrono::DateTime::parse_from_rfc3339(&time).ok())
+            .map_or(0, |time| time.timestamp_micros());
+        histogram.record((added_ms * 1000 - occurred).max(1).unsigned_abs())?;
+    }
+    Ok(histogram)
+}
+
+fn delete_key(key: &str) -> anyhow::Result<()> {
+    let mut connection = testkit::redis_client()?.get_connection()?;
+    redis::cmd("DEL").arg(key).query::<()>(&mut connection)?;
+    Ok(())
+}
+
+async fn publish_rate(events: usize) -> anyhow::Result<f64> {
+    let db = TestDb::new().await?;
+    events::schema::migrate(&db.pool).await?;
+    let streams = Streams::with_prefix(testkit::unique("bench-"));
+    for chunk in (0..events).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<_> = chunk.iter().map(|_| sample_event()).collect();
+        let mut tx = db.pool.begin().await?;
+        events::outbox::append(&mut tx, &streams, &batch).await?;
+        tx.commit().await?;
+    }
+    let redis = testkit::redis_client()?;
+    let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
+    let mut connection = redis.get_multiplexed_async_connection().await?;
+    let started = Instant::now();
+    let mut published = 0;
+    loop {
+        let batch = relay.publish_batch(&mut connection).await?;
+        if batch == 0 {
+            break;
+        }
+        published += batch;
+    }
+    let rate = published as f64 / started.elapsed().as_secs_f64();
+    delete_key(&streams.of::<MenuEvent>())?;
+    Ok(rate)
+}
+
+fn pgbench_rate() -> anyhow::Result<f64> {
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "platform_test", "-qc", sql])
+            .output()
+            .context("running psql")
+    };
+    psql(
+        "DROP TABLE IF EXISTS bench_state, bench_outbox;
+         CREATE TABLE bench_state (id bigserial PRIMARY KEY, payload text NOT NULL);
+         CREATE TABLE bench_outbox (id bigserial PRIMARY KEY, payload jsonb NOT NULL);",
+    )?;
+    let script = tempfile_with(
+        "BEGIN;\nINSERT INTO bench_state (payload) VALUES ('state');\n\
+         INSERT INTO bench_outbox (payload) VALUES ('{\"event\": \"x\"}');\nCOMMIT;\n",
+    )?;
+    let output = Command::new("pgbench")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-n", "-c", &WRITERS.to_string(), "-j", "2", "-T", "8", "-f"])
+        .arg(script.path())
+        .arg("platform_test")
+        .output()
+        .context("running pgbench")?;
+    psql("DROP TABLE bench_state, bench_outbox;")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("reading pgbench's output: {text}"))
+}
+
+fn tempfile_with(contents: &str) -> anyhow::Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new()?;
+    file.write_all(contents.as_bytes())?;
+    Ok(file)
+}
+
+/// Applies each event by inserting a row.
+#[derive(Clone, Copy)]
+struct Apply;
+
+impl TransactionalHandler<MenuEvent> for Apply {
+    async fn apply(&self, tx: &mut sqlx::PgConnection, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO applied (event_id) VALUES ($1)").bind(event.id).execute(tx).await?;
+        Ok(())
+    }
+}
+
+/// Counts events once their handler (inbox commit included) has returned, and
+/// records the time since each occurred.
+struct Measured<H> {
+    inner: H,
+    applied: Arc<AtomicUsize>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl<H: Handler<MenuEvent>> Handler<MenuEvent> for Measured<H> {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+        self.inner.handle(event).await?;
+        let micros = (chrono::Utc::now() - event.occurred_at).num_microseconds().unwrap_or(0).max(1);
+        self.latency.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.record(micros.unsigned_abs())?;
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Appends `events` from `WRITERS` tasks (at `rate` events/s overall if given,
+/// else as fast as they can) and waits until all are applied. Returns the
+/// achieved rate and the latency histogram.
+async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let db = TestDb::new().await?;
+    events::schema::migrate(&db.pool).await?;
+    sqlx::query("CREATE TABLE applied (event_id uuid PRIMARY KEY)").execute(&db.pool).await?;
+    let streams = Streams::with_prefix(testkit::unique("bench-"));
+    let redis = testkit::redis_client()?;
+    let cancel = CancellationToken::new();
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+
+    let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
+    let relay = tokio::spawn(relay.run(cancel.clone()));
+    let mut config = ConsumerConfig::new(streams.of::<MenuEvent>(), "bench", "c1");
+    config.concurrency = 32;
+    config.batch_size = 200;
+    let applied = Arc::new(AtomicUsize::new(0));
+    let handler = Measured {
+        inner: Inboxed::new(Inbox::new(db.pool.clone(), "bench"), Apply),
+        applied: Arc::clone(&applied),
+        latency: Arc::clone(&latency),
+    };
+    let consumer = tokio::spawn(Consumer::new(redis, config, handler).run(cancel.clone()));
+
+    let rate_limited = rate.is_some();
+    let started = Instant::now();
+    let per_writer = events / WRITERS;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let pool = db.pool.clone();
+            let streams = streams.clone();
+            tokio::spawn(async move {
+                let mut ticker = rate.map(|rate| {
+                    let period = Duration::from_secs_f64(WRITERS as f64 / rate);
+                    let mut ticker = tokio::time::interval_at(
+                        tokio::time::Instant::now() + period.mul_f64(writer as f64 / WRITERS as f64),
+                        period,
+                    );
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    ticker
+                });
+                for _ in 0..per_writer {
+                    if let Some(ticker) = ticker.as_mut() {
+                        ticker.tick().await;
+                    }
+                    let mut tx = pool.begin().await?;
+                    events::outbox::append(&mut tx, &streams, &[sample_event()]).await?;
+                    tx.commit().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let total = per_writer * WRITERS;
+    while applied.load(Ordering::Relaxed) < total {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    cancel.cancel();
+    relay.await?;
+    consumer.await?;
+    if rate_limited {
+        let publish = publish_latency(&streams.of::<MenuEvent>())?;
+        println!(
+            "  of which append → on the stream: p50 {:.2} ms, p99 {:.2} ms (entry id time, 1 ms resolution)",
+            publish.value_at_quantile(0.5) as f64 / 1000.0,
+            publish.value_at_quantile(0.99) as f64 / 1000.0
+        );
+    }
+    delete_key(&streams.of::<MenuEvent>())?;
+    let histogram = latency.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    Ok((rate, histogram))
+}
