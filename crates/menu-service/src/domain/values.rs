@@ -1,0 +1,190 @@
+//! Value types parsed at the edge: once built, they are valid.
+
+use serde::Serialize;
+
+/// Why a value was refused, naming the rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal, required: $required:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The longest accepted value, in characters.
+            pub const MAX_CHARS: usize = $max;
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValueError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                let trimmed = value.trim();
+                if $required && trimmed.is_empty() {
+                    return Err(ValueError(format!("{} must not be empty", $what)));
+                }
+                if trimmed.chars().count() > $max {
+                    return Err(ValueError(format!("{} must be at most {} characters", $what, $max)));
+                }
+                if trimmed.chars().any(char::is_control) {
+                    return Err(ValueError(format!("{} must not contain control characters", $what)));
+                }
+                Ok(Self(trimmed.to_owned()))
+            }
+        }
+    };
+}
+
+bounded_text!(
+    /// A menu's name: 1 to 100 characters, trimmed.
+    MenuName, "the menu name", 100, required: true
+);
+bounded_text!(
+    /// An item's name: 1 to 100 characters, trimmed; unique within its menu.
+    ItemName, "the item name", 100, required: true
+);
+bounded_text!(
+    /// An item's category, such as `starter`: 1 to 50 characters.
+    Category, "the category", 50, required: true
+);
+
+/// Free text of up to 1000 characters; control characters other than
+/// newlines and tabs are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Description {
+    type Error = ValueError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let trimmed = value.trim();
+        if trimmed.chars().count() > 1000 {
+            return Err(ValueError("the description must be at most 1000 characters".to_owned()));
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ValueError("the description must not contain control characters".to_owned()));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+}
+
+/// An ISO 4217 currency code in use today, such as `EUR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Currency(&'static str);
+
+impl Currency {
+    /// The three-letter code.
+    pub const fn code(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// Active ISO 4217 codes.
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD",
+    "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP",
+    "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD",
+    "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN",
+    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB",
+    "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL",
+    "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND",
+    "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+impl TryFrom<String> for Currency {
+    type Error = ValueError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ISO_4217
+            .iter()
+            .find(|code| **code == value)
+            .map(|code| Self(code))
+            .ok_or_else(|| ValueError(format!("{value:?} is not an ISO 4217 currency code such as EUR")))
+    }
+}
+
+/// A price: whole minor units (cents) of a currency, from 0 to 1,000,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price {
+    cents: i64,
+    currency: Currency,
+}
+
+impl Price {
+    /// The highest price accepted, in minor units.
+    pub const MAX_CENTS: i64 = 1_000_000_000;
+
+    /// A price of `cents` minor units of `currency`.
+    ///
+    /// # Errors
+    /// `cents` is negative or above [`Self::MAX_CENTS`].
+    pub fn new(cents: i64, currency: Currency) -> Result<Self, ValueError> {
+        if !(0..=Self::MAX_CENTS).contains(&cents) {
+            return Err(ValueError(format!("the price must be between 0 and {} minor units", Self::MAX_CENTS)));
+        }
+        Ok(Self { cents, currency })
+    }
+
+    /// The amount in minor units.
+    pub const fn cents(&self) -> i64 {
+        self.cents
+    }
+
+    /// The currency.
+    pub const fn currency(&self) -> Currency {
+        self.currency
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(MenuName::try_from("  Lunch ".to_owned()).map(|n| n.as_str().to_owned()), Ok("Lunch".to_owned()));
+        assert!(MenuName::try_from("   ".to_owned()).is_err());
+        assert!(MenuName::try_from("x".repeat(101)).is_err());
+        assert!(MenuName::try_from("x".repeat(100)).is_ok());
+        assert!(ItemName::try_from("bad\u{0}name".to_owned()).is_err());
+        assert!(Description::try_from(String::new()).is_ok());
+        assert!(Description::try_from("line\nline".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn currencies_must_be_iso_4217() {
+        assert_eq!(Currency::try_from("EUR".to_owned()).map(|c| c.code()), Ok("EUR"));
+        for bad in ["eur", "EURO", "XYZ", ""] {
+            assert!(Currency::try_from(bad.to_owned()).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn prices_are_whole_non_negative_minor_units() {
+        let eur = Currency::try_from("EUR".to_owned()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Price::new(0, eur).is_ok());
+        assert!(Price::new(Price::MAX_CENTS, eur).is_ok());
+        assert!(Price::new(-1, eur).is_err());
+        assert!(Price::new(Price::MAX_CENTS + 1, eur).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! `spawn_app()`: the service on port 0 with its own schema and stream prefix.
+
+use menu_service::Application;
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use service_kit::Settings;
+use std::time::Duration;
+use testkit::TestDb;
+use tokio_util::sync::CancellationToken;
+
+pub type TestResult = anyhow::Result<()>;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub db: TestDb,
+    pub settings: Settings,
+    cancel: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Settings for a service on a fresh schema and stream prefix.
+pub async fn test_settings() -> anyhow::Result<(Settings, TestDb)> {
+    let db = TestDb::new().await?;
+    let settings = Settings {
+        db_host: "127.0.0.1".to_owned(),
+        db_port: 5432,
+        db_username: "postgres".to_owned(),
+        db_password: "postgres".to_owned(),
+        db_name: "platform_test".to_owned(),
+        db_schema: Some(db.schema.clone()),
+        db_max_connections: 5,
+        redis_host: "127.0.0.1".to_owned(),
+        redis_port: 6379,
+        redis_password: String::new(),
+        redis_db: 0,
+        server_port: Some(0),
+        stream_prefix: testkit::unique("test-"),
+        stream_max_len: 10_000,
+        max_body_bytes: 16 * 1024,
+    };
+    Ok((settings, db))
+}
+
+pub async fn spawn_app() -> anyhow::Result<TestApp> {
+    let (settings, db) = test_settings().await?;
+    spawn_with(settings, db).await
+}
+
+pub async fn spawn_with(settings: Settings, db: TestDb) -> anyhow::Result<TestApp> {
+    let application = Application::build(&settings).await?;
+    let address = format!("http://127.0.0.1:{}", application.port()?);
+    let cancel = CancellationToken::new();
+    tokio::spawn(application.run_until_stopped(cancel.clone()));
+    Ok(TestApp { address, client: Client::new(), db, settings, cancel })
+}
+
+pub fn lunch() -> Value {
+    json!({
+        "name": "Lunch",
+        "description": "Weekdays 12-15",
+        "items": [
+            {"name": "Tomato soup", "category": "starter", "price_cents": 650, "currency": "EUR"},
+            {"name": "Risotto", "description": "Mushrooms", "category": "main", "price_cents": 1450, "currency": "EUR"}
+        ]
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        Ok(self.client.post(self.url(path)).json(body).send().await?)
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        Ok(self.client.patch(self.url(path)).json(body).send().await?)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
+        Ok(self.client.get(self.url(path)).send().await?)
+    }
+
+    /// Creates the lunch menu and returns its body.
+    pub async fn create_lunch(&self) -> anyhow::Result<Value> {
+        let response = self.post("/api/v1/menus", &lunch()).await?;
+        anyhow::ensure!(response.status() == 201, "create returned {}", response.status());
+        Ok(response.json().await?)
+    }
+
+    pub fn stream(&self) -> String {
+        format!("{}menu-events", self.settings.stream_prefix)
+    }
+
+    /// The entries on this app's `menu-events`, waiting up to two seconds for at least `count`.
+    pub async fn entries(&self, count: usize) -> anyhow::Result<Vec<Entry>> {
+        let client = testkit::redis_client()?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let range: redis::streams::StreamRangeReply =
+                redis::cmd("XRANGE").arg(self.stream()).arg("-").arg("+").query_async(&mut connection).await?;
+            if range.ids.len() >= count || tokio::time::Instant::now() > deadline {
+                return range.ids.iter().map(Entry::from_stream).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn outbox_rows(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await?)
+    }
+}
+
+/// A stream entry, decoded for assertions.
+#[derive(Debug)]
+pub struct Entry {
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub version: i64,
+    pub data: Value,
+    pub metadata: Value,
+}
+
+impl Entry {
+    fn from_stream(entry: &redis::streams::StreamId) -> anyhow::Result<Self> {
+        let text = |name: &str| entry.get::<String>(name).ok_or_else(|| anyhow::anyhow!("entry lacks {name}"));
+        Ok(Self {
+            event_type: text("type")?,
+            aggregate_id: text("aggregate_id")?,
+            version: text("version")?.parse()?,
+            data: serde_json::from_str(&text("data")?)?,
+            metadata: serde_json::from_str(&text("metadata")?)?,
+        })
+    }
+}

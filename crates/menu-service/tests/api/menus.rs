@@ -1,0 +1,210 @@
+//! The success paths, each with the stream entry it produced.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn creating_a_menu_returns_201_with_location_and_etag_and_publishes_menu_created() -> TestResult {
+    let app = spawn_app().await?;
+    let response = app.post("/api/v1/menus", &lunch()).await?;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str()?.to_owned();
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let menu: Value = response.json().await?;
+    assert_eq!(location, format!("/api/v1/menus/{}", menu["id"].as_str().unwrap_or_default()));
+    assert_eq!(menu["name"], "Lunch");
+    assert_eq!(menu["status"], "draft");
+    assert_eq!(menu["version"], 1);
+    assert_eq!(menu["items"][1]["name"], "Risotto");
+    assert_eq!(menu["items"][1]["price_cents"], 1450);
+    assert_eq!(menu["items"][1]["currency"], "EUR");
+    assert_eq!(menu["items"][1]["available"], true);
+
+    let fetched: Value = app.get(&location).await?.json().await?;
+    assert_eq!(fetched, menu);
+
+    let entries = app.entries(1).await?;
+    let [created] = &entries[..] else { anyhow::bail!("expected one entry, got {entries:?}") };
+    assert_eq!(created.event_type, "MenuCreated");
+    assert_eq!(created.aggregate_id, menu["id"].as_str().unwrap_or_default());
+    assert_eq!(created.version, 1);
+    assert_eq!(created.data["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(created.metadata["source"], "menu-service");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_seed_flow_publishes_created_activated_and_availability_changed_with_the_request_id() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let id = menu["id"].as_str().unwrap_or_default();
+    let item = menu["items"][0]["id"].as_str().unwrap_or_default();
+
+    let activated = app
+        .client
+        .post(app.url(&format!("/api/v1/menus/{id}/activate")))
+        .header("x-request-id", "req-activate-1")
+        .send()
+        .await?;
+    assert_eq!(activated.status(), 200);
+    assert_eq!(activated.headers()["x-request-id"], "req-activate-1");
+    let body: Value = activated.json().await?;
+    assert_eq!((body["status"].as_str(), body["version"].as_i64()), (Some("active"), Some(2)));
+
+    let changed =
+        app.patch(&format!("/api/v1/menus/{id}/items/{item}/availability"), &json!({"available": false})).await?;
+    assert_eq!(changed.status(), 200);
+    let body: Value = changed.json().await?;
+    assert_eq!(body["items"][0]["available"], false);
+    assert_eq!(body["version"], 3);
+
+    let entries = app.entries(3).await?;
+    let types: Vec<&str> = entries.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["MenuCreated", "MenuActivated", "ItemAvailabilityChanged"]);
+    assert_eq!(entries[1].metadata["correlation_id"], "req-activate-1");
+    assert_eq!(entries[1].data["items"].as_array().map(Vec::len), Some(2), "MenuActivated carries every item");
+    assert_eq!(entries[2].data, json!({"item_id": item, "available": false}));
+    assert_eq!(entries.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn repeating_a_change_that_is_already_true_publishes_nothing_more() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let id = menu["id"].as_str().unwrap_or_default();
+    let item = menu["items"][0]["id"].as_str().unwrap_or_default();
+    for _ in 0..2 {
+        assert_eq!(app.post(&format!("/api/v1/menus/{id}/activate"), &json!({})).await?.status(), 200);
+        let path = format!("/api/v1/menus/{id}/items/{item}/availability");
+        assert_eq!(app.patch(&path, &json!({"available": true})).await?.status(), 200);
+    }
+    let body: Value = app.get(&format!("/api/v1/menus/{id}")).await?.json().await?;
+    assert_eq!(body["version"], 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let types: Vec<String> = app.entries(2).await?.into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["MenuCreated", "MenuActivated"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deactivating_publishes_menu_deactivated_and_a_draft_cannot_be_deactivated() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let id = menu["id"].as_str().unwrap_or_default();
+
+    let refused = app.post(&format!("/api/v1/menus/{id}/deactivate"), &json!({})).await?;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let problem: Value = refused.json().await?;
+    assert!(problem["detail"].as_str().unwrap_or_default().contains("draft"), "{problem}");
+
+    app.post(&format!("/api/v1/menus/{id}/activate"), &json!({})).await?;
+    let deactivated: Value = app.post(&format!("/api/v1/menus/{id}/deactivate"), &json!({})).await?.json().await?;
+    assert_eq!(deactivated["status"], "inactive");
+    let types: Vec<String> = app.entries(3).await?.into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["MenuCreated", "MenuActivated", "MenuDeactivated"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn adding_and_editing_items_publish_item_events() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let id = menu["id"].as_str().unwrap_or_default();
+
+    let added = app
+        .post(
+            &format!("/api/v1/menus/{id}/items"),
+            &json!({"name": "Tiramisu", "category": "dessert", "price_cents": 700, "currency": "EUR"}),
+        )
+        .await?;
+    assert_eq!(added.status(), 201);
+    let body: Value = added.json().await?;
+    let tiramisu = body["items"][2]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(body["items"][2]["available"], true);
+
+    let edited = app
+        .patch(
+            &format!("/api/v1/menus/{id}/items/{tiramisu}"),
+            &json!({"price_cents": 750, "currency": "EUR", "description": "Classic"}),
+        )
+        .await?;
+    assert_eq!(edited.status(), 200);
+    let body: Value = edited.json().await?;
+    assert_eq!(
+        (body["items"][2]["price_cents"].as_i64(), body["items"][2]["description"].as_str()),
+        (Some(750), Some("Classic"))
+    );
+
+    let removed: Value =
+        app.patch(&format!("/api/v1/menus/{id}/items/{tiramisu}"), &json!({"description": null})).await?.json().await?;
+    assert_eq!(removed["items"][2]["description"], Value::Null);
+
+    let entries = app.entries(4).await?;
+    let types: Vec<&str> = entries.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["MenuCreated", "MenuItemAdded", "MenuItemUpdated", "MenuItemUpdated"]);
+    assert_eq!(entries[2].data["item"]["price_cents"], 750);
+    Ok(())
+}
+
+#[tokio::test]
+async fn menus_are_listed_by_status_a_page_at_a_time() -> TestResult {
+    let app = spawn_app().await?;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.create_lunch().await?["id"].as_str().unwrap_or_default().to_owned());
+    }
+    app.post(&format!("/api/v1/menus/{}/activate", ids[1]), &json!({})).await?;
+
+    let active: Value = app.get("/api/v1/menus?status=active").await?.json().await?;
+    let active_ids: Vec<&str> =
+        active["menus"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(active_ids, [ids[1].as_str()]);
+
+    let first: Value = app.get("/api/v1/menus?limit=2").await?.json().await?;
+    let second: Value = app.get("/api/v1/menus?limit=2&offset=2").await?.json().await?;
+    let page = |page: &Value| {
+        page["menus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!([page(&first), page(&second)].concat(), ids);
+    assert_eq!(first["limit"], 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_event_committed_while_no_relay_ran_is_published_when_the_service_starts() -> TestResult {
+    // A crash right after commit leaves the event in the outbox; the next
+    // start's relay publishes it.
+    let (settings, db) = test_settings().await?;
+    let first = menu_service::Application::build(&settings).await?;
+    drop(first); // migrated, never ran: no relay
+    let menus = menu_service::service::Menus::new(db.pool.clone(), settings.streams());
+    let name = menu_service::domain::MenuName::try_from("Committed before the crash".to_owned())?;
+    let menu = menus.create(name, None, Vec::new(), "req-crash").await?;
+    assert_eq!(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(&db.pool).await?, 1);
+
+    let app = spawn_with(settings, db).await?;
+    let entries = app.entries(1).await?;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].aggregate_id, menu.id.to_string());
+    assert_eq!(entries[0].metadata["correlation_id"], "req-crash");
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics_answer() -> TestResult {
+    let app = spawn_app().await?;
+    assert_eq!(app.get("/health").await?.status(), 200);
+    let ready: Value = app.get("/ready").await?.json().await?;
+    assert_eq!(ready["checks"], json!({"postgres": "up", "redis": "up"}));
+    app.create_lunch().await?;
+    let metrics = app.get("/metrics").await?.text().await?;
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Extractors whose rejections are problem+json, never axum's plain text.
+
+use crate::problem::Problem;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The request id header, set on every request by [`crate::http::observe`].
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A JSON body. A syntax error is a 400, a body of the wrong shape a 422
+/// naming the field, a missing content type a 415, an oversized body a 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::JsonDataError(error) => {
+            // serde_path_to_error puts the path first: "items[0].price_cents: invalid type …".
+            let message = std::error::Error::source(error).map_or_else(|| error.body_text(), ToString::to_string);
+            let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request body: {message}"));
+            match message.split_once(": ") {
+                Some((path, _)) if !path.contains(' ') && path != "." => problem.with_field(path),
+                _ => problem,
+            }
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            Problem::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {}", rejection.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than this service accepts")
+        }
+        _ => Problem::new(rejection.status(), rejection.body_text()),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Path parameters; a malformed one (not a UUID, say) is a 400.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(Problem::new(StatusCode::BAD_REQUEST, rejection.body_text()))
+            }
+            Err(rejection) => Err(Problem::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+/// Query parameters; a malformed one is a 400 naming it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                Err(Problem::new(StatusCode::BAD_REQUEST, format!("invalid query string: {}", error.body_text())))
+            }
+            Err(rejection) => Err(Problem::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+/// The request's id: the caller's well-formed `X-Request-Id` or one made here.
+/// It becomes the `correlation_id` of the events the request causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(request_id(&parts.headers)))
+    }
+}
+
+/// The header's value if it is a well-formed request id (1 to 128 visible
+/// characters of `[A-Za-z0-9._:-]`), else a new UUID v7.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| is_well_formed(id))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+fn is_well_formed(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// `id` as a header value.
+pub(crate) fn header_value(id: &str) -> HeaderValue {
+    HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_well_formed_request_id_is_kept_and_anything_else_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("req-42:a.b_c"));
+        assert_eq!(request_id(&headers), "req-42:a.b_c");
+        for bad in ["", "has space", "semi;colon", &"x".repeat(129)] {
+            headers.insert(REQUEST_ID, HeaderValue::from_str(bad).unwrap_or(HeaderValue::from_static("a b")));
+            let made = request_id(&headers);
+            assert!(uuid::Uuid::parse_str(&made).is_ok(), "{bad:?} should have been replaced, got {made}");
+        }
+    }
+}

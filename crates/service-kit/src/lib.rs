@@ -1,0 +1,23 @@
+//! Plumbing every service shares, written once: settings from the
+//! environment, telemetry, the PostgreSQL pool and migrations, the Redis
+//! client, problem+json errors and extractors, the operational endpoints
+//! (`/health`, `/ready`, `/metrics`), request ids, and the one shutdown path.
+//!
+//! A service is a library with an `Application` that builds from
+//! [`Settings`], binds its listener, and runs until a [`CancellationToken`]
+//! fires; its `main` only loads settings, sets up telemetry and runs it.
+//!
+//! [`CancellationToken`]: tokio_util::sync::CancellationToken
+
+#![deny(missing_docs)]
+
+pub mod database;
+pub mod extract;
+pub mod http;
+pub mod problem;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use problem::Problem;
+pub use settings::Settings;

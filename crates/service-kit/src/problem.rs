@@ -1,0 +1,106 @@
+//! Errors as `application/problem+json` (RFC 9457).
+//!
+//! A 4xx problem says exactly what was wrong and, for validation, which field.
+//! A 5xx problem is opaque: the cause is logged with the request's span (which
+//! carries the request id) and the client is told to quote `X-Request-Id`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A problem details response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Always `about:blank`: the status and title say what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The status' reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What exactly went wrong, for a person.
+    pub detail: String,
+    /// The request field at fault, for validation errors (`items[0].price_cents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    /// A problem with `status` and `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    /// Names the field at fault.
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 404: nothing is known by that id or path.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// 409: the current state does not allow it.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+
+    /// 422: a well-formed request the domain rejects; `field` names what is wrong.
+    pub fn unprocessable(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail).with_field(field)
+    }
+
+    /// 503: a dependency is unreachable. Logs `error` with its causes.
+    pub fn unavailable(what: &str, error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %Chain(error), "{what} is unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} is unavailable; try again shortly"))
+    }
+
+    /// 500: logs `error` with its causes and tells the client nothing more
+    /// than where to look.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %Chain(error), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An unexpected error occurred; quote the X-Request-Id response header when reporting it",
+        )
+    }
+
+    /// The status as a `StatusCode`.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Shows an error and all its sources, `outer: inner: innermost`.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut response = (status, axum::Json(self)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}

@@ -1,0 +1,83 @@
+//! Configuration from environment variables, named as in the seed.
+
+use clap::Args;
+use sqlx::postgres::PgConnectOptions;
+
+/// Settings every service reads. Flatten into a service's own `clap::Parser`.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL host.
+    #[arg(long, env = "DB_HOST", default_value = "localhost")]
+    pub db_host: String,
+    /// PostgreSQL port.
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    pub db_port: u16,
+    /// PostgreSQL user.
+    #[arg(long, env = "DB_USERNAME", default_value = "postgres")]
+    pub db_username: String,
+    /// PostgreSQL password.
+    #[arg(long, env = "DB_PASSWORD", default_value = "postgres", hide_env_values = true)]
+    pub db_password: String,
+    /// The database holding every service's schema.
+    #[arg(long, env = "DB_NAME", default_value = "restaurant_platform")]
+    pub db_name: String,
+    /// The schema this service owns; defaults to the service's own name.
+    #[arg(long, env = "DB_SCHEMA")]
+    pub db_schema: Option<String>,
+    /// Connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+    /// Redis host.
+    #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
+    pub redis_host: String,
+    /// Redis port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    /// Redis password, empty for none.
+    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true)]
+    pub redis_password: String,
+    /// Redis database number.
+    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+    /// HTTP port; 0 picks a free one. Defaults to the service's own port.
+    #[arg(long, env = "SERVER_PORT")]
+    pub server_port: Option<u16>,
+    /// Put in front of every stream name (tests, shared Redis instances).
+    #[arg(long, env = "STREAM_PREFIX", default_value = "")]
+    pub stream_prefix: String,
+    /// Approximate cap of each stream (`XADD … MAXLEN ~`).
+    #[arg(long, env = "STREAM_MAX_LEN", default_value_t = 100_000)]
+    pub stream_max_len: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Connection options for the service's schema: `search_path` is set to it.
+    pub fn database(&self, default_schema: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host(&self.db_host)
+            .port(self.db_port)
+            .username(&self.db_username)
+            .password(&self.db_password)
+            .database(&self.db_name)
+            .options([("search_path", self.schema(default_schema))])
+    }
+
+    /// The schema the service owns.
+    pub fn schema<'a>(&'a self, default_schema: &'a str) -> &'a str {
+        self.db_schema.as_deref().unwrap_or(default_schema)
+    }
+
+    /// The Redis URL.
+    pub fn redis_url(&self) -> String {
+        let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
+        format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
+    }
+
+    /// Where the service's streams live.
+    pub fn streams(&self) -> events::Streams {
+        events::Streams::with_prefix(self.stream_prefix.clone())
+    }
+}
