@@ -205,8 +205,7 @@ async fn activate(
     headers: HeaderMap,
     Path(menu_id): Path<MenuId>,
 ) -> Result<Response, Error> {
-    let menu = menus.change(menu_id, expected_version(&headers)?, &request_id, Menu::activate).await?;
-    Ok(menu_response(StatusCode::OK, &menu))
+    change_status(&menus, &request_id, &headers, menu_id, Menu::activate).await
 }
 
 async fn deactivate(
@@ -215,7 +214,18 @@ async fn deactivate(
     headers: HeaderMap,
     Path(menu_id): Path<MenuId>,
 ) -> Result<Response, Error> {
-    let menu = menus.change(menu_id, expected_version(&headers)?, &request_id, Menu::deactivate).await?;
+    change_status(&menus, &request_id, &headers, menu_id, Menu::deactivate).await
+}
+
+/// Runs a status change and answers with the menu as it now is.
+async fn change_status(
+    menus: &Menus,
+    request_id: &str,
+    headers: &HeaderMap,
+    menu_id: MenuId,
+    command: fn(&mut Menu) -> Result<Option<events::MenuEvent>, crate::domain::DomainError>,
+) -> Result<Response, Error> {
+    let menu = menus.change(menu_id, expected_version(headers)?, request_id, command).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
