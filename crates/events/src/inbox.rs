@@ -48,18 +48,6 @@ impl Inbox {
         .rows_affected();
         Ok((inserted == 1).then_some(tx))
     }
-
-    /// Whether the group has applied `event_id`.
-    ///
-    /// # Errors
-    /// PostgreSQL failed.
-    pub async fn contains(&self, event_id: EventId) -> Result<bool, sqlx::Error> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer_group = $1 AND event_id = $2)")
-            .bind(&self.group)
-            .bind(event_id)
-            .fetch_one(&self.pool)
-            .await
-    }
 }
 
 /// A handler whose effects are PostgreSQL writes, applied once per event.
