@@ -105,17 +105,23 @@ impl EncodedEvent {
         })
     }
 
-    /// The entry's fields in [`FIELDS`] order, ready for `XADD`.
-    pub fn to_fields(&self) -> [(&'static str, String); 7] {
+    /// The entry's fields in [`FIELDS`] order, ready for `XADD`. This and
+    /// [`Self::from_fields`] are the only places that know the wire form.
+    pub fn into_fields(self) -> [(&'static str, String); 7] {
         [
             ("id", self.id.to_string()),
-            ("type", self.event_type.clone()),
+            ("type", self.event_type),
             ("aggregate_id", self.aggregate_id.to_string()),
             ("version", self.version.to_string()),
-            ("occurred_at", format_time(self.occurred_at)),
-            ("data", self.data.clone()),
-            ("metadata", self.metadata.clone()),
+            ("occurred_at", self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            ("data", self.data),
+            ("metadata", self.metadata),
         ]
+    }
+
+    /// [`Self::into_fields`] of a copy.
+    pub fn to_fields(&self) -> [(&'static str, String); 7] {
+        self.clone().into_fields()
     }
 
     /// Reads an entry's fields as `XREADGROUP` returns them.
@@ -139,11 +145,6 @@ impl EncodedEvent {
             metadata: text("metadata")?,
         })
     }
-}
-
-/// How times are written on the stream: RFC 3339, UTC, microseconds.
-pub fn format_time(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 fn invalid<E: std::fmt::Display>(field: &'static str) -> impl Fn(E) -> DecodeError {

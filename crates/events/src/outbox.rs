@@ -28,7 +28,7 @@
 //!   stream, capped with `XADD … MAXLEN ~ stream_max_len`.
 
 use crate::backoff::{Backoff, LogLimiter};
-use crate::encoding::{self, EncodedEvent, Streams};
+use crate::encoding::{EncodedEvent, Streams};
 use crate::envelope::{DomainEvent, Event};
 use crate::metrics as names;
 use chrono::{DateTime, Utc};
@@ -275,41 +275,39 @@ impl OutboxRelay {
             return Ok(0);
         }
         rows.sort_unstable_by_key(|row| row.seq);
+        let published = rows.len();
 
         let mut pipeline = redis::pipe();
-        let mut per_stream: HashMap<&str, u64> = HashMap::new();
-        for row in &rows {
+        let mut per_stream: HashMap<String, u64> = HashMap::new();
+        for row in rows {
+            let stream = row.stream;
+            let event = EncodedEvent {
+                id: row.event_id.into(),
+                event_type: row.event_type,
+                aggregate_id: row.aggregate_id,
+                version: row.version,
+                occurred_at: row.occurred_at,
+                data: row.data,
+                metadata: row.metadata,
+            };
             pipeline
                 .cmd("XADD")
-                .arg(&row.stream)
+                .arg(&stream)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.config.stream_max_len)
                 .arg("*")
-                .arg("id")
-                .arg(row.event_id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()) as &str)
-                .arg("type")
-                .arg(&row.event_type)
-                .arg("aggregate_id")
-                .arg(row.aggregate_id.as_hyphenated().encode_lower(&mut Uuid::encode_buffer()) as &str)
-                .arg("version")
-                .arg(row.version)
-                .arg("occurred_at")
-                .arg(encoding::format_time(row.occurred_at))
-                .arg("data")
-                .arg(&row.data)
-                .arg("metadata")
-                .arg(&row.metadata)
+                .arg(&event.into_fields()[..])
                 .ignore();
-            *per_stream.entry(&row.stream).or_default() += 1;
+            *per_stream.entry(stream).or_default() += 1;
         }
         pipeline.query_async::<()>(redis).await?;
         tx.commit().await?;
 
         for (stream, count) in per_stream {
-            metrics::counter!(names::PUBLISHED, "stream" => stream.to_owned()).increment(count);
+            metrics::counter!(names::PUBLISHED, "stream" => stream).increment(count);
         }
-        Ok(rows.len())
+        Ok(published)
     }
 
     async fn record_backlog(&self) -> Result<(), sqlx::Error> {
