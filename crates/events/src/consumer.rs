@@ -39,6 +39,7 @@
 //! reading; the batch in hand is finished (retries stop), then `run` returns.
 
 use crate::backoff::{Backoff, LogLimiter};
+use crate::dead_letter;
 use crate::encoding::{DecodeError, EncodedEvent, dead_letter_stream};
 use crate::envelope::{DomainEvent, Event};
 use crate::metrics as names;
@@ -451,26 +452,14 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         error: &str,
     ) -> Result<(), RedisError> {
         let config = &self.config;
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&config.dead_letter_stream).arg("MAXLEN").arg("~").arg(config.dead_letter_max_len).arg("*");
-        for (name, value) in fields {
-            if let Value::BulkString(bytes) = value {
-                xadd.arg(name).arg(bytes.as_slice());
-            }
-        }
-        let failed_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        xadd.arg(crate::dead_letter::ERROR)
-            .arg(error)
-            .arg(crate::dead_letter::SOURCE_STREAM)
-            .arg(&config.stream)
-            .arg(crate::dead_letter::SOURCE_ENTRY_ID)
-            .arg(entry_id)
-            .arg(crate::dead_letter::GROUP)
-            .arg(&config.group)
-            .arg(crate::dead_letter::DELIVERIES)
-            .arg(deliveries)
-            .arg(crate::dead_letter::FAILED_AT)
-            .arg(failed_at);
+        let failure = dead_letter::Failure {
+            source_stream: &config.stream,
+            source_entry_id: entry_id,
+            group: &config.group,
+            deliveries,
+            error,
+        };
+        let xadd = dead_letter::xadd(&config.dead_letter_stream, config.dead_letter_max_len, fields, &failure);
         redis::pipe()
             .atomic()
             .add_command(xadd)
