@@ -4,6 +4,7 @@ use crate::domain::{Category, Currency, Description, ItemName, Menu, MenuItem, M
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Why the store failed.
@@ -44,8 +45,6 @@ struct ItemRow {
     currency: String,
     available: bool,
 }
-
-const MENU_COLUMNS: &str = "id, name, description, status, version, created_at, updated_at";
 
 /// Inserts a new menu and its items.
 ///
@@ -121,15 +120,13 @@ async fn upsert_items(tx: &mut PgConnection, menu: &Menu) -> Result<(), StoreErr
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Menu>, StoreError> {
-    let row: Option<MenuRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MENU_COLUMNS} FROM menus WHERE id = $1 FOR UPDATE")))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match row {
-        Some(row) => Ok(assemble(vec![row], &mut *tx).await?.pop()),
-        None => Ok(None),
-    }
+    let row: Option<MenuRow> = sqlx::query_as(
+        "SELECT id, name, description, status, version, created_at, updated_at FROM menus WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(assemble(row.into_iter().collect(), tx).await?.pop())
 }
 
 /// Reads a menu.
@@ -137,15 +134,13 @@ pub async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Menu>, Sto
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn find(pool: &PgPool, id: MenuId) -> Result<Option<Menu>, StoreError> {
-    let row: Option<MenuRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MENU_COLUMNS} FROM menus WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    match row {
-        Some(row) => Ok(assemble(vec![row], pool).await?.pop()),
-        None => Ok(None),
-    }
+    let row: Option<MenuRow> = sqlx::query_as(
+        "SELECT id, name, description, status, version, created_at, updated_at FROM menus WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(assemble(row.into_iter().collect(), pool).await?.pop())
 }
 
 /// One page of menus, oldest first, optionally of one status.
@@ -153,10 +148,11 @@ pub async fn find(pool: &PgPool, id: MenuId) -> Result<Option<Menu>, StoreError>
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn list(pool: &PgPool, status: Option<MenuStatus>, limit: i64, offset: i64) -> Result<Vec<Menu>, StoreError> {
-    let rows: Vec<MenuRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MENU_COLUMNS} FROM menus WHERE ($1::text IS NULL OR status = $1)
-         ORDER BY created_at, id LIMIT $2 OFFSET $3"
-    )))
+    let rows: Vec<MenuRow> = sqlx::query_as(
+        "SELECT id, name, description, status, version, created_at, updated_at FROM menus
+         WHERE ($1::text IS NULL OR status = $1)
+         ORDER BY created_at, id LIMIT $2 OFFSET $3",
+    )
     .bind(status.map(MenuStatus::as_str))
     .bind(limit)
     .bind(offset)
@@ -167,20 +163,26 @@ pub async fn list(pool: &PgPool, status: Option<MenuStatus>, limit: i64, offset:
 
 /// Turns menu rows into menus, reading all their items in one query.
 async fn assemble<'e>(rows: Vec<MenuRow>, executor: impl PgExecutor<'e>) -> Result<Vec<Menu>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let mut items: Vec<ItemRow> = sqlx::query_as(
+    let items: Vec<ItemRow> = sqlx::query_as(
         "SELECT id, menu_id, name, description, category, price_cents, currency, available
          FROM menu_items WHERE menu_id = ANY($1) ORDER BY menu_id, position",
     )
     .bind(&ids)
     .fetch_all(executor)
     .await?;
+    let mut by_menu: HashMap<Uuid, Vec<ItemRow>> = HashMap::new();
+    for item in items {
+        by_menu.entry(item.menu_id).or_default().push(item);
+    }
     rows.into_iter()
         .map(|row| {
             let menu_id = row.id;
-            let (mine, rest): (Vec<ItemRow>, Vec<ItemRow>) = items.drain(..).partition(|item| item.menu_id == menu_id);
-            items = rest;
-            to_menu(row, mine).map_err(|detail| StoreError::Corrupt { menu: menu_id, detail })
+            let items = by_menu.remove(&menu_id).unwrap_or_default();
+            to_menu(row, items).map_err(|detail| StoreError::Corrupt { menu: menu_id, detail })
         })
         .collect()
 }
