@@ -34,9 +34,9 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
             // serde_path_to_error puts the path first: "items[0].price_cents: invalid type …".
             let message = std::error::Error::source(error).map_or_else(|| error.body_text(), ToString::to_string);
             let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request body: {message}"));
-            match message.split_once(": ") {
-                Some((path, _)) if !path.contains(' ') && path != "." => problem.with_field(path),
-                _ => problem,
+            match field_at_fault(&message) {
+                Some(field) => problem.with_field(field),
+                None => problem,
             }
         }
         JsonRejection::JsonSyntaxError(_) => {
@@ -50,6 +50,23 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than this service accepts")
         }
         _ => Problem::new(rejection.status(), rejection.body_text()),
+    }
+}
+
+/// The field a deserialization error is about. serde_path_to_error writes
+/// `items[0].price_cents: invalid type …`, or for a missing field the path of
+/// its parent (none at the top) and ``missing field `name` ``.
+fn field_at_fault(message: &str) -> Option<String> {
+    let (path, rest) = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (Some(path).filter(|path| *path != "."), rest),
+        _ => (None, message),
+    };
+    let missing = rest.strip_prefix("missing field `").and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+    match (path, missing) {
+        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
+        (None, Some(name)) => Some(name.to_owned()),
+        (Some(path), None) => Some(path.to_owned()),
+        (None, None) => None,
     }
 }
 
@@ -130,6 +147,22 @@ pub(crate) fn header_value(id: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_at_fault_is_read_from_serdes_message() {
+        let cases = [
+            (
+                "items[0].price_cents: invalid type: string \"x\", expected i64 at line 1 column 9",
+                Some("items[0].price_cents"),
+            ),
+            ("missing field `name` at line 1 column 13", Some("name")),
+            ("items[1]: missing field `currency` at line 1 column 80", Some("items[1].currency")),
+            ("invalid type: map, expected a string at line 1 column 1", None),
+        ];
+        for (message, field) in cases {
+            assert_eq!(field_at_fault(message).as_deref(), field, "{message}");
+        }
+    }
 
     #[test]
     fn a_well_formed_request_id_is_kept_and_anything_else_replaced() {
