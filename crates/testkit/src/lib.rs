@@ -2,7 +2,7 @@
 //!
 //! Tests run in parallel against the one PostgreSQL and Redis of the machine,
 //! so each test takes isolated state: [`TestDb`] is a fresh schema in the
-//! `platform_test` database, [`unique`] makes stream, group and prefix names no
+//! `platform_test` database (schemas older than an hour are dropped), [`unique`] makes stream, group and prefix names no
 //! other test uses, and [`RedisServer`] starts a private, persistent
 //! `redis-server` for tests that need to kill and restart Redis.
 
@@ -76,7 +76,9 @@ impl TestDb {
         init_tracing();
         let server = PgConnectOptions::from_str(&postgres_url())?;
         ensure_database(&server).await?;
-        let schema = unique("t_");
+        static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        SWEPT.get_or_try_init(|| drop_old_schemas(&server)).await?;
+        let schema = format!("t_{}_{}", unix_seconds(), &Uuid::new_v4().simple().to_string()[..12]);
         let options = server.database(TEST_DATABASE).options([("search_path", schema.as_str())]);
         let mut admin = sqlx::PgConnection::connect_with(&options).await?;
         // The name is ours: `t_` and hex digits.
@@ -90,6 +92,31 @@ impl TestDb {
             .context("connecting to the test schema")?;
         Ok(Self { pool, schema, options })
     }
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Drops the schemas of test runs that started more than an hour ago, so that
+/// a developer's `platform_test` does not grow without end. Schema names carry
+/// their creation time: `t_<unix seconds>_<random>`.
+async fn drop_old_schemas(server: &PgConnectOptions) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect_with(&server.clone().database(TEST_DATABASE)).await?;
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9a-f]+$'")
+            .fetch_all(&mut admin)
+            .await?;
+    let cutoff = unix_seconds().saturating_sub(3600);
+    for schema in schemas {
+        let created: u64 = schema.split('_').nth(1).and_then(|secs| secs.parse().ok()).unwrap_or(u64::MAX);
+        if created < cutoff {
+            // The name matched `t_<digits>_<hex>` above.
+            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut admin).await?;
+        }
+    }
+    admin.close().await?;
+    Ok(())
 }
 
 async fn ensure_database(server: &PgConnectOptions) -> anyhow::Result<()> {
