@@ -6,8 +6,40 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// `If-Match`: the version of a resource the client last saw, from the `ETag`
+/// it was sent (`"3"`, `W/"3"`, or leniently the bare `3`). `*` or no header
+/// means any version. Anything else is a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatch {
+    /// The ETag of the version being changed, such as `"3"`; a stale one gets 409.
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = r#"^(\*|(W/)?("[0-9]{1,18}"|[0-9]{1,18}))$"#)]
+    pub version: Option<i64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else { return Ok(Self { version: None }) };
+        let malformed = || {
+            Problem::new(StatusCode::BAD_REQUEST, "If-Match must be an ETag this service sent, such as \"3\", or *")
+                .with_field("If-Match")
+        };
+        let value = value.to_str().map_err(|_| malformed())?.trim();
+        if value == "*" {
+            return Ok(Self { version: None });
+        }
+        let tag = value.strip_prefix("W/").unwrap_or(value);
+        let unquoted = tag.strip_prefix('"').and_then(|tag| tag.strip_suffix('"')).unwrap_or(tag);
+        let version = unquoted.parse().ok().filter(|version: &i64| *version >= 0);
+        version.map(|version| Self { version: Some(version) }).ok_or_else(malformed)
+    }
+}
 
 /// The request id header, set on every request by [`crate::http::observe`].
 pub const REQUEST_ID: &str = "x-request-id";
@@ -74,6 +106,43 @@ impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// Reads a JSON number that is a whole number into an `i64`, accepting
+/// `1800.0` as JSON Schema's `integer` does. Use with
+/// `#[serde(deserialize_with = "whole_number")]`.
+///
+/// # Errors
+/// The number has a fraction or is outside the range of `i64`.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(whole) = number.as_i64() {
+        return Ok(whole);
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, reason = "checked: whole and in range")]
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && float >= i64::MIN as f64 && float < i64::MAX as f64 => Ok(float as i64),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number in range"))),
+    }
+}
+
+/// [`whole_number`] for a field that may be left out but not sent as `null`;
+/// use with `#[serde(default, deserialize_with = "optional_whole_number")]`.
+///
+/// # Errors
+/// As [`whole_number`], and for `null`.
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    whole_number(deserializer).map(Some)
+}
+
+/// A field that may be left out (`None`) but, when sent, must not be `null`;
+/// use with `#[serde(default, deserialize_with = "non_null")]`. Plain
+/// `Option<T>` would read `null` as "left out".
+///
+/// # Errors
+/// The value is `null` or not a `T`.
+pub fn non_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Path parameters; a malformed one (not a UUID, say) is a 400.
@@ -162,6 +231,38 @@ mod tests {
         for (message, field) in cases {
             assert_eq!(field_at_fault(message).as_deref(), field, "{message}");
         }
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Price {
+            #[serde(deserialize_with = "whole_number")]
+            cents: i64,
+        }
+        let parse = |json: &str| serde_json::from_str::<Price>(json).map(|price| price.cents).map_err(drop);
+        assert_eq!(parse(r#"{"cents": 1800}"#), Ok(1800));
+        assert_eq!(parse(r#"{"cents": 1800.0}"#), Ok(1800));
+        assert_eq!(parse(r#"{"cents": -5}"#), Ok(-5));
+        assert_eq!(parse(r#"{"cents": 1800.5}"#), Err(()));
+        assert_eq!(parse(r#"{"cents": 1e30}"#), Err(()));
+        assert_eq!(parse(r#"{"cents": "1800"}"#), Err(()));
+    }
+
+    #[test]
+    fn an_optional_field_may_be_left_out_but_not_sent_as_null() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Edit {
+            #[serde(default, deserialize_with = "non_null")]
+            name: Option<String>,
+            #[serde(default, deserialize_with = "optional_whole_number")]
+            cents: Option<i64>,
+        }
+        let parse = |json: &str| serde_json::from_str::<Edit>(json).map(|e| (e.name, e.cents)).map_err(drop);
+        assert_eq!(parse("{}"), Ok((None, None)));
+        assert_eq!(parse(r#"{"name": "Soup", "cents": 5.0}"#), Ok((Some("Soup".to_owned()), Some(5))));
+        assert_eq!(parse(r#"{"name": null}"#), Err(()));
+        assert_eq!(parse(r#"{"cents": null}"#), Err(()));
     }
 
     #[test]

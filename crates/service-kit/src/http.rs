@@ -19,11 +19,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Wraps a service's routes with the operational endpoints and the layers
+/// Wraps a service's routes with the operational endpoints, the OpenAPI
+/// document (`/api-docs/openapi.json`, completed by
+/// [`crate::openapi::complete`]) with Swagger UI at `/docs`, and the layers
 /// every service has.
-pub fn finish(routes: Router, dependencies: Dependencies, max_body_bytes: usize) -> Router {
+pub fn finish(
+    routes: Router,
+    dependencies: Dependencies,
+    max_body_bytes: usize,
+    api: utoipa::openapi::OpenApi,
+) -> Router {
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api-docs/openapi.json", crate::openapi::complete(api));
     routes
         .merge(operations(dependencies))
+        .merge(docs)
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")
@@ -74,16 +83,34 @@ pub struct Dependencies {
 
 fn operations(dependencies: Dependencies) -> Router {
     Router::new()
-        .route("/health", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/health", get(health))
         .route("/ready", get(ready))
-        .route(
-            "/metrics",
-            get(|| async { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics().render()) }),
-        )
+        .route("/metrics", get(render_metrics))
         .with_state(dependencies)
 }
 
-async fn ready(State(dependencies): State<Dependencies>) -> Response {
+/// The process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
+pub async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub async fn render_metrics() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics().render()).into_response()
+}
+
+/// PostgreSQL and Redis both answer within two seconds.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Object,
+        example = json!({"status": "ready", "checks": {"postgres": "up", "redis": "up"}})),
+    (status = 503, description = "A dependency is down; `checks` says which", body = Problem,
+        content_type = "application/problem+json"),
+))]
+pub async fn ready(State(dependencies): State<Dependencies>) -> Response {
     const WITHIN: Duration = Duration::from_secs(2);
     let postgres = tokio::time::timeout(WITHIN, sqlx::query("SELECT 1").execute(&dependencies.pool)).await;
     let postgres = matches!(postgres, Ok(Ok(_)));

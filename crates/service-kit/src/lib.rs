@@ -14,6 +14,7 @@
 pub mod database;
 pub mod extract;
 pub mod http;
+pub mod openapi;
 pub mod problem;
 pub mod settings;
 pub mod shutdown;

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// A problem details response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Always `about:blank`: the status and title say what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     pub kind: &'static str,
     /// The status' reason phrase.
     pub title: String,

@@ -1,0 +1,64 @@
+//! The OpenAPI 3.1 document each service serves: its own operations, the
+//! operational endpoints, and the problem responses every operation can give.
+//!
+//! A service documents what is particular to each operation (its body, its
+//! 404/409/412/422); [`complete`] adds what every operation shares, so no
+//! handler repeats it and none can forget it.
+
+use crate::problem::Problem;
+use std::collections::BTreeMap;
+use utoipa::OpenApi;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
+
+#[derive(OpenApi)]
+#[openapi(paths(crate::http::health, crate::http::ready, crate::http::render_metrics), components(schemas(Problem)))]
+struct Operations;
+
+/// `document` plus the operational endpoints, the `Problem` schema, and on
+/// every operation: 400 (malformed path, query, header or body), 409 (when
+/// it takes `If-Match`), 413, 415 and 422 (when it takes a body), 500 and 503.
+pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    document.merge(Operations::openapi());
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            add_shared_problems(operation);
+        }
+    }
+    document
+}
+
+fn add_shared_problems(operation: &mut Operation) {
+    let takes_body = operation.request_body.is_some();
+    let takes_if_match = operation.parameters.iter().flatten().any(|parameter| match parameter {
+        RefOr::T(parameter) => parameter.name == "If-Match",
+        RefOr::Ref(_) => false,
+    });
+    let responses = &mut operation.responses.responses;
+    if takes_if_match {
+        add(responses, "409", "If-Match names a version other than the current one; reload and retry");
+    }
+    add(responses, "400", "Malformed request: a path, query or header value, or a body that is not JSON");
+    if takes_body {
+        add(responses, "413", "The body is larger than the service accepts");
+        add(responses, "415", "The body is not sent as application/json");
+        add(responses, "422", "The body is JSON of the wrong shape; `field` names the field");
+    }
+    add(responses, "500", "Unexpected failure; quote the X-Request-Id response header when reporting it");
+    add(responses, "503", "A dependency (PostgreSQL or Redis) is unreachable");
+}
+
+fn add(responses: &mut BTreeMap<String, RefOr<Response>>, status: &str, description: &str) {
+    responses.entry(status.to_owned()).or_insert_with(|| problem_response(description));
+}
+
+/// A response whose body is a [`Problem`], as `application/problem+json`.
+pub fn problem_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+        .build()
+        .into()
+}
