@@ -2,7 +2,6 @@
 
 use crate::domain::{DomainError, ValueError};
 use crate::store::StoreError;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use events::MenuId;
 use events::outbox::AppendError;
@@ -19,13 +18,13 @@ pub enum Error {
         /// The rule it broke.
         source: ValueError,
     },
-    /// The domain refuses the change. HTTP 422, 404 or 409 by kind.
+    /// The domain refuses the change. HTTP 422, 404 or 409 by kind (see [`DomainError`]).
     #[error(transparent)]
     Domain(#[from] DomainError),
     /// No menu with that id. HTTP 404.
     #[error("there is no menu {0}")]
     MenuNotFound(MenuId),
-    /// `If-Match` names another version than the current one. HTTP 412.
+    /// `If-Match` names another version than the current one: a version conflict. HTTP 409.
     #[error("the menu is at version {current}, not {expected}; reload it and try again")]
     StaleVersion {
         /// The version the client had.
@@ -33,9 +32,6 @@ pub enum Error {
         /// The version stored.
         current: i64,
     },
-    /// `If-Match` is not a version this service issued. HTTP 400.
-    #[error("If-Match must be an ETag this service sent, such as \"3\", or *")]
-    MalformedIfMatch,
     /// The database failed. HTTP 503 when unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -70,8 +66,8 @@ impl IntoResponse for Error {
             }
             Self::Domain(DomainError::NoSuchItem(_)) | Self::MenuNotFound(_) => Problem::not_found(self.to_string()),
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
-            Self::StaleVersion { .. } => Problem::new(StatusCode::PRECONDITION_FAILED, self.to_string()),
-            Self::MalformedIfMatch => Problem::new(StatusCode::BAD_REQUEST, self.to_string()).with_field("If-Match"),
+            Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
+            Self::StaleVersion { .. } => Problem::conflict(self.to_string()),
             Self::Store(StoreError::Database(error)) | Self::Outbox(AppendError::Database(error))
                 if unreachable_database(error) =>
             {

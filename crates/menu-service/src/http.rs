@@ -2,21 +2,33 @@
 //! optimistic concurrency on every write.
 
 use crate::domain::{
-    Category, Currency, Description, ItemChanges, ItemName, Menu, MenuItem, MenuName, MenuStatus, NewItem, Price,
-    ValueError,
+    Category, Cents, Currency, Description, ItemChanges, ItemName, Menu, MenuItem, MenuName, MenuStatus, NewItem,
+    Price, ValueError,
 };
 use crate::error::Error;
 use crate::service::Menus;
 use crate::store;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use serde::{Deserialize, Deserializer, Serialize};
-use service_kit::extract::{Json, Path, Query, RequestId};
+use service_kit::Problem;
+use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// The menu API's OpenAPI document (service-kit adds what all services share).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "menu-service", description = "Menus and their items; every change is published on menu-events."),
+    paths(create, list, show, activate, deactivate, add_item, edit_item, replace_item, set_availability),
+    components(schemas(Problem))
+)]
+pub struct ApiDoc;
 
 /// The menu routes.
 pub fn router(menus: Menus) -> Router {
@@ -26,14 +38,16 @@ pub fn router(menus: Menus) -> Router {
         .route("/api/v1/menus/{menu_id}/activate", post(activate))
         .route("/api/v1/menus/{menu_id}/deactivate", post(deactivate))
         .route("/api/v1/menus/{menu_id}/items", post(add_item))
-        .route("/api/v1/menus/{menu_id}/items/{item_id}", patch(edit_item))
+        .route("/api/v1/menus/{menu_id}/items/{item_id}", patch(edit_item).put(replace_item))
         .route("/api/v1/menus/{menu_id}/items/{item_id}/availability", patch(set_availability))
         .with_state(menus)
 }
 
 /// A menu as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Menu)]
 struct MenuBody {
+    #[schema(value_type = uuid::Uuid)]
     id: MenuId,
     name: String,
     description: Option<String>,
@@ -44,13 +58,17 @@ struct MenuBody {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+/// An item on a menu.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MenuItem)]
 struct ItemBody {
+    #[schema(value_type = uuid::Uuid)]
     id: MenuItemId,
     name: String,
     description: Option<String>,
     category: String,
     price_cents: i64,
+    #[schema(value_type = String, example = "EUR")]
     currency: &'static str,
     available: bool,
 }
@@ -93,23 +111,12 @@ fn menu_response(status: StatusCode, menu: &Menu) -> Response {
     response
 }
 
-/// The version named by `If-Match`, if any (`*` matches every version).
-fn expected_version(headers: &HeaderMap) -> Result<Option<i64>, Error> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| Error::MalformedIfMatch)?.trim();
-    if value == "*" {
-        return Ok(None);
-    }
-    let tag = value.strip_prefix("W/").unwrap_or(value);
-    tag.strip_prefix('"')
-        .and_then(|tag| tag.strip_suffix('"'))
-        .and_then(|version| version.parse().ok())
-        .map(Some)
-        .ok_or(Error::MalformedIfMatch)
-}
-
 fn parse<T: TryFrom<String, Error = ValueError>>(field: impl Into<String>, value: String) -> Result<T, Error> {
     T::try_from(value).map_err(|source| Error::invalid(field, source))
+}
+
+fn parse_cents(field: &str, cents: i64) -> Result<Cents, Error> {
+    Cents::try_from(cents).map_err(|source| Error::invalid(field, source))
 }
 
 fn parse_optional<T: TryFrom<String, Error = ValueError>>(
@@ -119,13 +126,20 @@ fn parse_optional<T: TryFrom<String, Error = ValueError>>(
     value.map(|value| parse(field, value)).transpose()
 }
 
-/// A new item in a request.
-#[derive(Debug, Deserialize)]
+/// An item as a client writes it: new items are available.
+#[derive(Debug, Deserialize, ToSchema)]
 struct ItemRequest {
+    #[schema(schema_with = name_schema)]
     name: String,
+    #[schema(schema_with = description_schema)]
     description: Option<String>,
+    #[schema(schema_with = category_schema)]
     category: String,
+    /// Minor units of `currency`, 0 to 1,000,000,000.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(example = 650, minimum = 0, maximum = 1_000_000_000)]
     price_cents: i64,
+    #[schema(schema_with = currency_schema)]
     currency: String,
 }
 
@@ -136,19 +150,72 @@ impl ItemRequest {
             name: parse(format!("{at}name"), self.name)?,
             description: parse_optional(&format!("{at}description"), self.description)?,
             category: parse(format!("{at}category"), self.category)?,
-            price: Price::new(self.price_cents, currency).map_err(|e| Error::invalid(format!("{at}price_cents"), e))?,
+            price: Price::new(parse_cents(&format!("{at}price_cents"), self.price_cents)?, currency),
         })
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Names and categories hold some visible character and no control
+/// characters (`char::is_control`): what the domain accepts.
+const NAME_PATTERN: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+fn text_schema(max_length: usize, example: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_length))
+        .pattern(Some(NAME_PATTERN))
+        .examples([example])
+        .build()
+}
+
+/// A menu or item name, as [`MenuName`] and [`ItemName`] accept it.
+fn name_schema() -> Object {
+    text_schema(MenuName::MAX_CHARS.min(ItemName::MAX_CHARS), "Tomato soup")
+}
+
+/// A category, as [`Category`] accepts it.
+fn category_schema() -> Object {
+    text_schema(Category::MAX_CHARS, "starter")
+}
+
+/// A description, as [`Description`] accepts it: no control characters but
+/// newline and tab; `null` for none.
+fn description_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type([Type::String, Type::Null].into_iter().collect::<SchemaType>())
+        .max_length(Some(Description::MAX_CHARS))
+        .pattern(Some(r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"))
+        .build()
+}
+
+/// An ISO 4217 code in use today, such as EUR.
+fn currency_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("An ISO 4217 currency code in use today"))
+        .enum_values(Some(Currency::CODES.iter().copied()))
+        .examples(["EUR"])
+        .build()
+}
+
+/// A new menu, created as a draft.
+#[derive(Debug, Deserialize, ToSchema)]
 struct CreateMenu {
+    #[schema(schema_with = name_schema)]
     name: String,
+    #[schema(schema_with = description_schema)]
     description: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 200)]
     items: Vec<ItemRequest>,
 }
 
+#[utoipa::path(post, path = "/api/v1/menus", tag = "menus", request_body = CreateMenu, responses(
+    (status = 201, description = "Created as a draft; MenuCreated published", body = MenuBody, headers(("Location" = String), ("ETag" = String))),
+    (status = 422, description = "A field breaks a rule; `field` names it", body = Problem, content_type = "application/problem+json"),
+))]
 async fn create(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
@@ -170,86 +237,127 @@ async fn create(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only menus in this status.
     status: Option<MenuStatus>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u16>,
+    /// Menus to skip (default 0).
+    #[param(minimum = 0, maximum = 1_000_000)]
     offset: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of menus, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
 struct MenuPage {
     menus: Vec<MenuBody>,
     limit: i64,
     offset: i64,
 }
 
+#[utoipa::path(get, path = "/api/v1/menus", tag = "menus", params(ListQuery), responses(
+    (status = 200, description = "A page of menus", body = MenuPage),
+    (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+))]
 async fn list(State(menus): State<Menus>, Query(query): Query<ListQuery>) -> Result<Response, Error> {
     let limit = i64::from(query.limit.unwrap_or(20));
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", ValueError("limit must be between 1 and 100".to_owned())));
     }
     let offset = i64::from(query.offset.unwrap_or(0));
+    if offset > 1_000_000 {
+        return Err(Error::invalid("offset", ValueError("offset must be at most 1000000".to_owned())));
+    }
     let page = store::list(menus.pool(), query.status, limit, offset).await?;
     Ok(Json(MenuPage { menus: page.iter().map(MenuBody::from).collect(), limit, offset }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/menus/{menu_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu")), responses(
+    (status = 200, description = "The menu", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+))]
 async fn show(State(menus): State<Menus>, Path(menu_id): Path<MenuId>) -> Result<Response, Error> {
     let menu = store::find(menus.pool(), menu_id).await?.ok_or(Error::MenuNotFound(menu_id))?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), responses(
+    (status = 200, description = "Active; MenuActivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+))]
 async fn activate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    headers: HeaderMap,
+    IfMatch { version: expected }: IfMatch,
     Path(menu_id): Path<MenuId>,
 ) -> Result<Response, Error> {
-    change_status(&menus, &request_id, &headers, menu_id, Menu::activate).await
+    change_status(&menus, &request_id, expected, menu_id, Menu::activate).await
 }
 
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), responses(
+    (status = 200, description = "Inactive; MenuDeactivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The menu is a draft, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
+))]
 async fn deactivate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    headers: HeaderMap,
+    IfMatch { version: expected }: IfMatch,
     Path(menu_id): Path<MenuId>,
 ) -> Result<Response, Error> {
-    change_status(&menus, &request_id, &headers, menu_id, Menu::deactivate).await
+    change_status(&menus, &request_id, expected, menu_id, Menu::deactivate).await
 }
 
 /// Runs a status change and answers with the menu as it now is.
 async fn change_status(
     menus: &Menus,
     request_id: &str,
-    headers: &HeaderMap,
+    expected: Option<i64>,
     menu_id: MenuId,
     command: fn(&mut Menu) -> Result<Option<events::MenuEvent>, crate::domain::DomainError>,
 ) -> Result<Response, Error> {
-    let menu = menus.change(menu_id, expected_version(headers)?, request_id, command).await?;
+    let menu = menus.change(menu_id, expected, request_id, command).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), request_body = ItemRequest, responses(
+    (status = 201, description = "Added; MenuItemAdded published", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule, the name is taken, or the menu is full", body = Problem, content_type = "application/problem+json"),
+))]
 async fn add_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    headers: HeaderMap,
+    IfMatch { version: expected }: IfMatch,
     Path(menu_id): Path<MenuId>,
     Json(body): Json<ItemRequest>,
 ) -> Result<Response, Error> {
     let item = body.parse("")?;
-    let menu =
-        menus.change(menu_id, expected_version(&headers)?, &request_id, |menu| menu.add_item(item).map(Some)).await?;
+    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.add_item(item).map(Some)).await?;
     Ok(menu_response(StatusCode::CREATED, &menu))
 }
 
-/// An edit of an item: absent fields stay; `"description": null` removes it.
-#[derive(Debug, Deserialize)]
+/// An edit of an item: fields left out stay as they are; `"description":
+/// null` removes the description; no other field may be `null`.
+#[derive(Debug, Deserialize, ToSchema)]
 struct EditItem {
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(schema_with = name_schema)]
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = description_schema)]
     description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(schema_with = category_schema)]
     category: Option<String>,
+    #[serde(default, deserialize_with = "optional_whole_number")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     price_cents: Option<i64>,
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(schema_with = currency_schema)]
     currency: Option<String>,
 }
 
@@ -258,52 +366,72 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = EditItem, responses(
+    (status = 200, description = "Edited; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule or the name is taken", body = Problem, content_type = "application/problem+json"),
+))]
 async fn edit_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    headers: HeaderMap,
+    IfMatch { version: expected }: IfMatch,
     Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
     Json(body): Json<EditItem>,
 ) -> Result<Response, Error> {
-    let price = match (body.price_cents, body.currency) {
-        (None, None) => None,
-        (Some(cents), Some(currency)) => {
-            let currency: Currency = parse("currency", currency)?;
-            Some(Price::new(cents, currency).map_err(|e| Error::invalid("price_cents", e))?)
-        }
-        (cents, _) => {
-            let field = if cents.is_some() { "currency" } else { "price_cents" };
-            return Err(Error::invalid(field, ValueError("price_cents and currency are changed together".to_owned())));
-        }
-    };
     let changes = ItemChanges {
         name: parse_optional::<ItemName>("name", body.name)?,
         description: body.description.map(|d| parse_optional::<Description>("description", d)).transpose()?,
         category: parse_optional::<Category>("category", body.category)?,
-        price,
+        price_cents: body.price_cents.map(|cents| parse_cents("price_cents", cents)).transpose()?,
+        currency: parse_optional::<Currency>("currency", body.currency)?,
     };
-    let menu = menus
-        .change(menu_id, expected_version(&headers)?, &request_id, |menu| menu.update_item(item_id, changes))
-        .await?;
+    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
-#[derive(Debug, Deserialize)]
+/// Replaces every editable part of an item; its availability stays.
+#[utoipa::path(put, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = ItemRequest, responses(
+    (status = 200, description = "Replaced; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule or the name is taken", body = Problem, content_type = "application/problem+json"),
+))]
+async fn replace_item(
+    State(menus): State<Menus>,
+    RequestId(request_id): RequestId,
+    IfMatch { version: expected }: IfMatch,
+    Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
+    Json(body): Json<ItemRequest>,
+) -> Result<Response, Error> {
+    let item = body.parse("")?;
+    let changes = ItemChanges {
+        name: Some(item.name),
+        description: Some(item.description),
+        category: Some(item.category),
+        price_cents: Some(item.price.amount()),
+        currency: Some(item.price.currency()),
+    };
+    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
+    Ok(menu_response(StatusCode::OK, &menu))
+}
+
+/// Whether an item can be ordered.
+#[derive(Debug, Deserialize, ToSchema)]
 struct Availability {
     available: bool,
 }
 
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = Availability, responses(
+    (status = 200, description = "ItemAvailabilityChanged published if it changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
+))]
 async fn set_availability(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    headers: HeaderMap,
+    IfMatch { version: expected }: IfMatch,
     Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
     Json(body): Json<Availability>,
 ) -> Result<Response, Error> {
-    let menu = menus
-        .change(menu_id, expected_version(&headers)?, &request_id, |menu| {
-            menu.set_availability(item_id, body.available)
-        })
-        .await?;
+    let menu =
+        menus.change(menu_id, expected, &request_id, |menu| menu.set_availability(item_id, body.available)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }

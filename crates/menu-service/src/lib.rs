@@ -50,8 +50,12 @@ impl Application {
             events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
         let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
         let menus = service::Menus::new(pool.clone(), settings.streams());
-        let router =
-            service_kit::http::finish(http::router(menus), Dependencies { pool, redis }, settings.max_body_bytes);
+        let router = service_kit::http::finish(
+            http::router(menus),
+            Dependencies { pool, redis },
+            settings.max_body_bytes,
+            <http::ApiDoc as utoipa::OpenApi>::openapi(),
+        );
         let port = settings.server_port.unwrap_or(DEFAULT_PORT);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
         Ok(Self { listener, router, relay })

@@ -1,6 +1,6 @@
 //! The menu tables: reading and writing whole aggregates.
 
-use crate::domain::{Category, Currency, Description, ItemName, Menu, MenuItem, MenuName, MenuStatus, Price};
+use crate::domain::{Category, Cents, Currency, Description, ItemName, Menu, MenuItem, MenuName, MenuStatus, Price};
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use sqlx::{PgConnection, PgExecutor, PgPool};
@@ -203,8 +203,10 @@ fn to_menu(row: MenuRow, items: Vec<ItemRow>) -> Result<Menu, String> {
                     name: ItemName::try_from(item.name).map_err(text)?,
                     description: item.description.map(Description::try_from).transpose().map_err(text)?,
                     category: Category::try_from(item.category).map_err(text)?,
-                    price: Price::new(item.price_cents, Currency::try_from(item.currency).map_err(text)?)
-                        .map_err(text)?,
+                    price: Price::new(
+                        Cents::try_from(item.price_cents).map_err(text)?,
+                        Currency::try_from(item.currency).map_err(text)?,
+                    ),
                     available: item.available,
                 })
             })

@@ -1,14 +1,14 @@
 //! The menu aggregate: its items, its status, and the one function that
 //! decides which status changes are allowed.
 
-use super::values::{Category, Description, ItemName, MenuName, Price};
+use super::values::{Category, Cents, Currency, Description, ItemName, MenuName, Price};
 use chrono::{DateTime, Utc};
 use events::{MenuEvent, MenuId, MenuItemId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where a menu is in its life: `draft` → `active` ⇄ `inactive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MenuStatus {
     /// Being written; not offered to guests.
@@ -71,9 +71,12 @@ pub fn transition(from: MenuStatus, requested: Transition) -> Result<Option<Menu
 /// What the domain refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    /// Two items of one menu share a name (case-insensitive). HTTP 422.
-    #[error("the menu already has an item named {0:?}")]
+    /// Two items of a new menu share a name (case-insensitive). HTTP 422.
+    #[error("two items are named {0:?}; item names must differ")]
     DuplicateItemName(String),
+    /// Another item of the menu already has that name (case-insensitive). HTTP 409.
+    #[error("the menu already has an item named {0:?}")]
+    ItemNameTaken(String),
     /// The menu would have more than [`Menu::MAX_ITEMS`] items. HTTP 422.
     #[error("a menu holds at most {} items", Menu::MAX_ITEMS)]
     TooManyItems,
@@ -144,8 +147,10 @@ pub struct ItemChanges {
     pub description: Option<Option<Description>>,
     /// A new category.
     pub category: Option<Category>,
-    /// A new price.
-    pub price: Option<Price>,
+    /// A new amount, in the item's currency unless `currency` changes too.
+    pub price_cents: Option<Cents>,
+    /// A new currency, for the item's amount unless `price_cents` changes too.
+    pub currency: Option<Currency>,
 }
 
 /// A menu with its items.
@@ -194,7 +199,10 @@ impl Menu {
             updated_at: now,
         };
         for item in items {
-            menu.push_item(item)?;
+            menu.push_item(item).map_err(|error| match error {
+                DomainError::ItemNameTaken(name) => DomainError::DuplicateItemName(name),
+                other => other,
+            })?;
         }
         let event = MenuEvent::MenuCreated {
             name: menu.name.as_str().to_owned(),
@@ -247,7 +255,7 @@ impl Menu {
         if let Some(name) = &changes.name
             && self.items.iter().any(|item| item.id != id && same_name(&item.name, name))
         {
-            return Err(DomainError::DuplicateItemName(name.as_str().to_owned()));
+            return Err(DomainError::ItemNameTaken(name.as_str().to_owned()));
         }
         let item = self.item_mut(id)?;
         let before = item.clone();
@@ -260,8 +268,11 @@ impl Menu {
         if let Some(category) = changes.category {
             item.category = category;
         }
-        if let Some(price) = changes.price {
-            item.price = price;
+        if let Some(cents) = changes.price_cents {
+            item.price = item.price.with_cents(cents);
+        }
+        if let Some(currency) = changes.currency {
+            item.price = item.price.with_currency(currency);
         }
         Ok((*item != before).then(|| MenuEvent::MenuItemUpdated { item: item.to_event() }))
     }
@@ -281,7 +292,7 @@ impl Menu {
 
     fn push_item(&mut self, item: NewItem) -> Result<&MenuItem, DomainError> {
         if self.items.iter().any(|existing| same_name(&existing.name, &item.name)) {
-            return Err(DomainError::DuplicateItemName(item.name.as_str().to_owned()));
+            return Err(DomainError::ItemNameTaken(item.name.as_str().to_owned()));
         }
         if self.items.len() >= Self::MAX_ITEMS {
             return Err(DomainError::TooManyItems);
@@ -313,7 +324,6 @@ fn same_name(a: &ItemName, b: &ItemName) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Currency;
     use MenuStatus::{Active, Draft, Inactive};
 
     #[test]
@@ -337,7 +347,7 @@ mod tests {
             name: ItemName::try_from(name.to_owned()).unwrap_or_else(|e| panic!("{e}")),
             description: None,
             category: Category::try_from("main".to_owned()).unwrap_or_else(|e| panic!("{e}")),
-            price: Price::new(1200, eur).unwrap_or_else(|e| panic!("{e}")),
+            price: Price::new(Cents::try_from(1200).unwrap_or_else(|e| panic!("{e}")), eur),
         }
     }
 
@@ -394,9 +404,11 @@ mod tests {
             name: Some(ItemName::try_from("bread".to_owned()).unwrap_or_else(|e| panic!("{e}"))),
             ..ItemChanges::default()
         };
-        assert_eq!(menu.update_item(soup, rename).err(), Some(DomainError::DuplicateItemName("bread".to_owned())));
+        assert_eq!(menu.update_item(soup, rename).err(), Some(DomainError::ItemNameTaken("bread".to_owned())));
+        let again = menu.add_item(new_item("SOUP"));
+        assert_eq!(again.err(), Some(DomainError::ItemNameTaken("SOUP".to_owned())));
         let reprice = ItemChanges {
-            price: Some(Price::new(900, menu.items[0].price.currency()).unwrap_or_else(|e| panic!("{e}"))),
+            price_cents: Some(Cents::try_from(900).unwrap_or_else(|e| panic!("{e}"))),
             ..ItemChanges::default()
         };
         assert!(matches!(menu.update_item(soup, reprice), Ok(Some(MenuEvent::MenuItemUpdated { .. }))));

@@ -5,4 +5,4 @@ mod menu;
 mod values;
 
 pub use menu::{DomainError, ItemChanges, Menu, MenuItem, MenuStatus, NewItem, Transition, transition};
-pub use values::{Category, Currency, Description, ItemName, MenuName, Price, ValueError};
+pub use values::{Category, Cents, Currency, Description, ItemName, MenuName, Price, ValueError};

@@ -64,6 +64,9 @@ bounded_text!(
 pub struct Description(String);
 
 impl Description {
+    /// The longest accepted value, in characters.
+    pub const MAX_CHARS: usize = 1000;
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -75,7 +78,7 @@ impl TryFrom<String> for Description {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let trimmed = value.trim();
-        if trimmed.chars().count() > 1000 {
+        if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(ValueError("the description must be at most 1000 characters".to_owned()));
         }
         if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
@@ -91,6 +94,9 @@ impl TryFrom<String> for Description {
 pub struct Currency(&'static str);
 
 impl Currency {
+    /// Every accepted code.
+    pub const CODES: &'static [&'static str] = ISO_4217;
+
     /// The three-letter code.
     pub const fn code(&self) -> &'static str {
         self.0
@@ -123,31 +129,65 @@ impl TryFrom<String> for Currency {
     }
 }
 
-/// A price: whole minor units (cents) of a currency, from 0 to 1,000,000,000.
+/// An amount in whole minor units (cents), from 0 to [`Cents::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cents(i64);
+
+impl Cents {
+    /// The highest amount accepted.
+    pub const MAX: i64 = 1_000_000_000;
+
+    /// The amount.
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Cents {
+    type Error = ValueError;
+
+    fn try_from(cents: i64) -> Result<Self, Self::Error> {
+        if (0..=Self::MAX).contains(&cents) {
+            Ok(Self(cents))
+        } else {
+            Err(ValueError(format!("the price must be between 0 and {} minor units", Self::MAX)))
+        }
+    }
+}
+
+/// A price: an amount of minor units of a currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Price {
-    cents: i64,
+    cents: Cents,
     currency: Currency,
 }
 
 impl Price {
-    /// The highest price accepted, in minor units.
-    pub const MAX_CENTS: i64 = 1_000_000_000;
+    /// `cents` minor units of `currency`.
+    pub const fn new(cents: Cents, currency: Currency) -> Self {
+        Self { cents, currency }
+    }
 
-    /// A price of `cents` minor units of `currency`.
-    ///
-    /// # Errors
-    /// `cents` is negative or above [`Self::MAX_CENTS`].
-    pub fn new(cents: i64, currency: Currency) -> Result<Self, ValueError> {
-        if !(0..=Self::MAX_CENTS).contains(&cents) {
-            return Err(ValueError(format!("the price must be between 0 and {} minor units", Self::MAX_CENTS)));
-        }
-        Ok(Self { cents, currency })
+    /// The same currency, another amount.
+    #[must_use]
+    pub const fn with_cents(self, cents: Cents) -> Self {
+        Self { cents, ..self }
+    }
+
+    /// The same amount, another currency.
+    #[must_use]
+    pub const fn with_currency(self, currency: Currency) -> Self {
+        Self { currency, ..self }
+    }
+
+    /// The amount.
+    pub const fn amount(&self) -> Cents {
+        self.cents
     }
 
     /// The amount in minor units.
     pub const fn cents(&self) -> i64 {
-        self.cents
+        self.cents.get()
     }
 
     /// The currency.
@@ -180,11 +220,10 @@ mod tests {
     }
 
     #[test]
-    fn prices_are_whole_non_negative_minor_units() {
-        let eur = Currency::try_from("EUR".to_owned()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(Price::new(0, eur).is_ok());
-        assert!(Price::new(Price::MAX_CENTS, eur).is_ok());
-        assert!(Price::new(-1, eur).is_err());
-        assert!(Price::new(Price::MAX_CENTS + 1, eur).is_err());
+    fn amounts_are_whole_non_negative_minor_units_up_to_the_cap() {
+        assert_eq!(Cents::try_from(0).map(Cents::get), Ok(0));
+        assert_eq!(Cents::try_from(Cents::MAX).map(Cents::get), Ok(Cents::MAX));
+        assert!(Cents::try_from(-1).is_err());
+        assert!(Cents::try_from(Cents::MAX + 1).is_err());
     }
 }

@@ -95,7 +95,7 @@ async fn unknown_ids_routes_and_malformed_ids_are_404_404_and_400() -> TestResul
 }
 
 #[tokio::test]
-async fn a_write_with_a_stale_if_match_is_412_and_changes_nothing() -> TestResult {
+async fn a_write_with_a_stale_if_match_is_a_409_conflict_and_changes_nothing() -> TestResult {
     let app = spawn_app().await?;
     let menu = app.create_lunch().await?;
     let id = menu["id"].as_str().unwrap_or_default();
@@ -104,7 +104,7 @@ async fn a_write_with_a_stale_if_match_is_412_and_changes_nothing() -> TestResul
     };
 
     let stale = activate("\"7\"").await?;
-    assert_eq!(problem(stale).await?.0, 412);
+    assert_eq!(problem(stale).await?.0, 409);
     let malformed = activate("seven").await?;
     assert_eq!(problem(malformed).await?.0, 400);
     let current = activate("\"1\"").await?;
@@ -112,5 +112,26 @@ async fn a_write_with_a_stale_if_match_is_412_and_changes_nothing() -> TestResul
     assert_eq!(current.headers()["etag"], "\"2\"");
     let types: Vec<String> = app.entries(2).await?.into_iter().map(|e| e.event_type).collect();
     assert_eq!(types, ["MenuCreated", "MenuActivated"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_item_name_the_menu_already_has_is_a_409_and_an_unquoted_if_match_is_understood() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let id = menu["id"].as_str().unwrap_or_default();
+    let soup = json!({"name": "tomato SOUP", "category": "starter", "price_cents": 700, "currency": "EUR"});
+    let (status, body) = problem(app.post(&format!("/api/v1/menus/{id}/items"), &soup).await?).await?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["field"], "name");
+
+    let unquoted =
+        app.client.post(app.url(&format!("/api/v1/menus/{id}/activate"))).header("if-match", "1").send().await?;
+    assert_eq!(unquoted.status(), 200);
+
+    let item = menu["items"][0]["id"].as_str().unwrap_or_default();
+    let nulled = app.patch(&format!("/api/v1/menus/{id}/items/{item}"), &json!({"name": null})).await?;
+    let (status, body) = problem(nulled).await?;
+    assert_eq!((status, body["field"].as_str()), (422, Some("name")), "{body}");
     Ok(())
 }

@@ -137,13 +137,34 @@ async fn adding_and_editing_items_publish_item_events() -> TestResult {
         (Some(750), Some("Classic"))
     );
 
+    let repriced: Value =
+        app.patch(&format!("/api/v1/menus/{id}/items/{tiramisu}"), &json!({"price_cents": 800})).await?.json().await?;
+    assert_eq!(
+        (repriced["items"][2]["price_cents"].as_i64(), repriced["items"][2]["currency"].as_str()),
+        (Some(800), Some("EUR"))
+    );
+
     let removed: Value =
         app.patch(&format!("/api/v1/menus/{id}/items/{tiramisu}"), &json!({"description": null})).await?.json().await?;
     assert_eq!(removed["items"][2]["description"], Value::Null);
 
-    let entries = app.entries(4).await?;
+    let replaced = app
+        .client
+        .put(app.url(&format!("/api/v1/menus/{id}/items/{tiramisu}")))
+        .json(&json!({"name": "Panna cotta", "category": "dessert", "price_cents": 650, "currency": "EUR"}))
+        .send()
+        .await?;
+    assert_eq!(replaced.status(), 200);
+    let body: Value = replaced.json().await?;
+    assert_eq!(body["items"][2]["name"], "Panna cotta");
+    assert_eq!(body["items"][2]["available"], true, "PUT keeps availability");
+
+    let entries = app.entries(6).await?;
     let types: Vec<&str> = entries.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(types, ["MenuCreated", "MenuItemAdded", "MenuItemUpdated", "MenuItemUpdated"]);
+    assert_eq!(
+        types,
+        ["MenuCreated", "MenuItemAdded", "MenuItemUpdated", "MenuItemUpdated", "MenuItemUpdated", "MenuItemUpdated"]
+    );
     assert_eq!(entries[2].data["item"]["price_cents"], 750);
     Ok(())
 }
@@ -206,5 +227,52 @@ async fn health_ready_and_metrics_answer() -> TestResult {
     app.create_lunch().await?;
     let metrics = app.get("/metrics").await?.text().await?;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_every_route_with_its_problem_responses_and_swagger_ui_is_served() -> TestResult {
+    let app = spawn_app().await?;
+    let document: Value = app.get("/api-docs/openapi.json").await?.json().await?;
+    assert_eq!(document["openapi"], "3.1.0");
+    let expected = [
+        ("post", "/api/v1/menus"),
+        ("get", "/api/v1/menus"),
+        ("get", "/api/v1/menus/{menu_id}"),
+        ("post", "/api/v1/menus/{menu_id}/activate"),
+        ("post", "/api/v1/menus/{menu_id}/deactivate"),
+        ("post", "/api/v1/menus/{menu_id}/items"),
+        ("patch", "/api/v1/menus/{menu_id}/items/{item_id}"),
+        ("put", "/api/v1/menus/{menu_id}/items/{item_id}"),
+        ("patch", "/api/v1/menus/{menu_id}/items/{item_id}/availability"),
+        ("get", "/health"),
+        ("get", "/ready"),
+        ("get", "/metrics"),
+    ];
+    for (method, path) in expected {
+        let operation = &document["paths"][path][method];
+        let responses =
+            operation["responses"].as_object().ok_or_else(|| anyhow::anyhow!("{method} {path} is not documented"))?;
+        let mut required = vec!["400", "500", "503"];
+        if operation.get("requestBody").is_some() {
+            required.extend(["413", "415", "422"]);
+        }
+        for status in required {
+            let problem = &responses.get(status).ok_or_else(|| anyhow::anyhow!("{method} {path} lacks {status}"))?["content"]
+                ["application/problem+json"]["schema"]["$ref"];
+            assert_eq!(problem, "#/components/schemas/Problem", "{method} {path} {status}");
+        }
+    }
+    let currencies = &document["components"]["schemas"]["ItemRequest"]["properties"]["currency"]["enum"];
+    assert!(currencies.as_array().is_some_and(|codes| codes.contains(&json!("EUR")) && !codes.contains(&json!("XYZ"))));
+
+    let docs = app.get("/docs/").await?;
+    assert_eq!(docs.status(), 200);
+    let page = docs.text().await?;
+    assert!(
+        page.contains("swagger-ui-bundle.js") && !page.contains("https://"),
+        "Swagger UI must load nothing from outside"
+    );
+    assert_eq!(app.get("/docs/swagger-ui-bundle.js").await?.status(), 200);
     Ok(())
 }
