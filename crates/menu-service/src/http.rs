@@ -354,7 +354,7 @@ struct EditItem {
     #[schema(schema_with = category_schema)]
     category: Option<String>,
     #[serde(default, deserialize_with = "optional_whole_number")]
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 1_000_000_000)]
     price_cents: Option<i64>,
     #[serde(default, deserialize_with = "non_null")]
     #[schema(schema_with = currency_schema)]

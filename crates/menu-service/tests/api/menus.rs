@@ -276,3 +276,19 @@ async fn the_openapi_document_declares_every_route_with_its_problem_responses_an
     assert_eq!(app.get("/docs/swagger-ui-bundle.js").await?.status(), 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn cancelling_the_service_stops_it_and_its_relay_cleanly() -> TestResult {
+    let (settings, _db) = test_settings().await?;
+    let application = menu_service::Application::build(&settings).await?;
+    let address = format!("http://127.0.0.1:{}", application.port()?);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(application.run_until_stopped(cancel.clone()));
+    assert_eq!(reqwest::get(format!("{address}/health")).await?.status(), 200);
+
+    cancel.cancel();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), running).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "the service did not stop cleanly: {stopped:?}");
+    assert!(reqwest::get(format!("{address}/health")).await.is_err(), "still answering after it stopped");
+    Ok(())
+}
