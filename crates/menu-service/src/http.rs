@@ -43,6 +43,27 @@ pub fn router(menus: Menus) -> Router {
         .with_state(menus)
 }
 
+/// `/api/v1/menus/{menu_id}…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct MenuPath {
+    /// The menu.
+    #[param(value_type = uuid::Uuid)]
+    menu_id: MenuId,
+}
+
+/// `/api/v1/menus/{menu_id}/items/{item_id}…`
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ItemPath {
+    /// The menu.
+    #[param(value_type = uuid::Uuid)]
+    menu_id: MenuId,
+    /// The item on it.
+    #[param(value_type = uuid::Uuid)]
+    item_id: MenuItemId,
+}
+
 /// A menu as clients see it.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Menu)]
@@ -275,38 +296,35 @@ async fn list(State(menus): State<Menus>, Query(query): Query<ListQuery>) -> Res
     Ok(Json(MenuPage { menus: page.iter().map(MenuBody::from).collect(), limit, offset }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/menus/{menu_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu")), responses(
+#[utoipa::path(get, path = "/api/v1/menus/{menu_id}", tag = "menus", params(MenuPath), responses(
     (status = 200, description = "The menu", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn show(State(menus): State<Menus>, Path(menu_id): Path<MenuId>) -> Result<Response, Error> {
+async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuPath>) -> Result<Response, Error> {
     let menu = store::find(menus.pool(), menu_id).await?.ok_or(Error::MenuNotFound(menu_id))?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(MenuPath, IfMatch), responses(
     (status = 200, description = "Active; MenuActivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn activate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path(menu_id): Path<MenuId>,
+    Path(MenuPath { menu_id }): Path<MenuPath>,
 ) -> Result<Response, Error> {
     change_status(&menus, &request_id, expected, menu_id, Menu::activate).await
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(MenuPath, IfMatch), responses(
     (status = 200, description = "Inactive; MenuDeactivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
     (status = 409, description = "The menu is a draft, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn deactivate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path(menu_id): Path<MenuId>,
+    Path(MenuPath { menu_id }): Path<MenuPath>,
 ) -> Result<Response, Error> {
     change_status(&menus, &request_id, expected, menu_id, Menu::deactivate).await
 }
@@ -323,16 +341,16 @@ async fn change_status(
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), IfMatch), request_body = ItemRequest, responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(MenuPath, IfMatch), request_body = ItemRequest, responses(
+    (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 201, description = "Added; MenuItemAdded published", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "A field breaks a rule, the name is taken, or the menu is full", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule, or the menu is full", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn add_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path(menu_id): Path<MenuId>,
+    Path(MenuPath { menu_id }): Path<MenuPath>,
     Json(body): Json<ItemRequest>,
 ) -> Result<Response, Error> {
     let item = body.parse("")?;
@@ -366,16 +384,16 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = EditItem, responses(
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = EditItem, responses(
+    (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 200, description = "Edited; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "A field breaks a rule or the name is taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn edit_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
+    Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<EditItem>,
 ) -> Result<Response, Error> {
     let changes = ItemChanges {
@@ -390,26 +408,19 @@ async fn edit_item(
 }
 
 /// Replaces every editable part of an item; its availability stays.
-#[utoipa::path(put, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = ItemRequest, responses(
+#[utoipa::path(put, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = ItemRequest, responses(
+    (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 200, description = "Replaced; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "A field breaks a rule or the name is taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn replace_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
+    Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<ItemRequest>,
 ) -> Result<Response, Error> {
-    let item = body.parse("")?;
-    let changes = ItemChanges {
-        name: Some(item.name),
-        description: Some(item.description),
-        category: Some(item.category),
-        price_cents: Some(item.price.amount()),
-        currency: Some(item.price.currency()),
-    };
+    let changes = ItemChanges::from(body.parse("")?);
     let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
@@ -420,15 +431,14 @@ struct Availability {
     available: bool,
 }
 
-#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(("menu_id" = uuid::Uuid, Path, description = "The menu"), ("item_id" = uuid::Uuid, Path, description = "The item"), IfMatch), request_body = Availability, responses(
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(ItemPath, IfMatch), request_body = Availability, responses(
     (status = 200, description = "ItemAvailabilityChanged published if it changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
-    (status = 404, description = "No such menu or item", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn set_availability(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IfMatch { version: expected }: IfMatch,
-    Path((menu_id, item_id)): Path<(MenuId, MenuItemId)>,
+    Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<Availability>,
 ) -> Result<Response, Error> {
     let menu =

@@ -44,8 +44,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 /// The request id header, set on every request by [`crate::http::observe`].
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// A JSON body. A syntax error is a 400, a body of the wrong shape a 422
-/// naming the field, a missing content type a 415, an oversized body a 413.
+/// A JSON object body. A body that is not an object, or an object of the
+/// wrong shape, is a 422 naming the field; a syntax error a 400; a missing
+/// JSON content type a 415; an oversized body a 413. (serde would otherwise
+/// read a struct from a JSON array, so `[]` could pass as "no fields".)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -53,11 +55,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than this service accepts")
+            } else {
+                Problem::new(StatusCode::BAD_REQUEST, rejection.body_text())
+            }
+        })?;
+        let starts_an_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+        if !starts_an_object && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the body must be a JSON object"));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
     }
+}
+
+/// `application/json` or any `application/*+json`, parameters aside.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_problem(rejection: &JsonRejection) -> Problem {

@@ -9,7 +9,7 @@ use crate::problem::Problem;
 use std::collections::BTreeMap;
 use utoipa::OpenApi;
 use utoipa::openapi::content::Content;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 
 #[derive(OpenApi)]
@@ -17,8 +17,8 @@ use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 struct Operations;
 
 /// `document` plus the operational endpoints, the `Problem` schema, and on
-/// every operation: 400 (malformed path, query, header or body), 409 (when
-/// it takes `If-Match`), 413, 415 and 422 (when it takes a body), 500 and 503.
+/// every operation: 400 (malformed path, query, header or body), 404 (when
+/// its path names a resource), 409 (when it takes `If-Match`), 413, 415 and 422 (when it takes a body), 500 and 503.
 pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     document.merge(Operations::openapi());
     for item in document.paths.paths.values_mut() {
@@ -32,11 +32,21 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
 
 fn add_shared_problems(operation: &mut Operation) {
     let takes_body = operation.request_body.is_some();
-    let takes_if_match = operation.parameters.iter().flatten().any(|parameter| match parameter {
-        RefOr::T(parameter) => parameter.name == "If-Match",
-        RefOr::Ref(_) => false,
-    });
+    let parameters: Vec<&Parameter> = operation
+        .parameters
+        .iter()
+        .flatten()
+        .filter_map(|parameter| match parameter {
+            RefOr::T(parameter) => Some(parameter),
+            RefOr::Ref(_) => None,
+        })
+        .collect();
+    let takes_if_match = parameters.iter().any(|parameter| parameter.name == "If-Match");
+    let names_a_resource = parameters.iter().any(|parameter| parameter.parameter_in == ParameterIn::Path);
     let responses = &mut operation.responses.responses;
+    if names_a_resource {
+        add(responses, "404", "Nothing is known by an id in the path");
+    }
     if takes_if_match {
         add(responses, "409", "If-Match names a version other than the current one; reload and retry");
     }

@@ -153,6 +153,19 @@ pub struct ItemChanges {
     pub currency: Option<Currency>,
 }
 
+impl From<NewItem> for ItemChanges {
+    /// Every editable part replaced by `item`'s.
+    fn from(item: NewItem) -> Self {
+        Self {
+            name: Some(item.name),
+            description: Some(item.description),
+            category: Some(item.category),
+            price_cents: Some(item.price.amount()),
+            currency: Some(item.price.currency()),
+        }
+    }
+}
+
 /// A menu with its items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Menu {

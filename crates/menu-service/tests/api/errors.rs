@@ -66,6 +66,11 @@ async fn malformed_json_is_a_400_problem_and_never_axums_plain_text() -> TestRes
 
     let response = app.client.post(app.url("/api/v1/menus")).body("name=Lunch").send().await?;
     assert_eq!(problem(response).await?.0, 415);
+
+    let menu = app.create_lunch().await?;
+    let (id, item) = (menu["id"].as_str().unwrap_or_default(), menu["items"][0]["id"].as_str().unwrap_or_default());
+    let (status, body) = problem(app.patch(&format!("/api/v1/menus/{id}/items/{item}"), &json!([])).await?).await?;
+    assert_eq!(status, 422, "an array is not an edit: {body}");
     Ok(())
 }
 

@@ -257,6 +257,9 @@ async fn the_openapi_document_declares_every_route_with_its_problem_responses_an
         if operation.get("requestBody").is_some() {
             required.extend(["413", "415", "422"]);
         }
+        if path.contains('{') {
+            required.push("404");
+        }
         for status in required {
             let problem = &responses.get(status).ok_or_else(|| anyhow::anyhow!("{method} {path} lacks {status}"))?["content"]
                 ["application/problem+json"]["schema"]["$ref"];
