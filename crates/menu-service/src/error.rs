@@ -1,23 +1,19 @@
 //! The service's one error type, and its one mapping to HTTP.
 
-use crate::domain::{DomainError, ValueError};
+use crate::domain::DomainError;
 use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use events::MenuId;
 use events::outbox::AppendError;
 use service_kit::Problem;
+use service_kit::values::FieldError;
 
 /// Everything a menu request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A field's value breaks a rule. HTTP 422 naming the field.
-    #[error("{field}: {source}")]
-    Invalid {
-        /// The request field, such as `items[0].currency`.
-        field: String,
-        /// The rule it broke.
-        source: ValueError,
-    },
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
     /// The domain refuses the change. HTTP 422, 404 or 409 by kind (see [`DomainError`]).
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -46,21 +42,10 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-impl Error {
-    /// A value error for `field`.
-    pub fn invalid(field: impl Into<String>, source: ValueError) -> Self {
-        Self::Invalid { field: field.into(), source }
-    }
-}
-
-fn unreachable_database(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_))
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let problem = match &self {
-            Self::Invalid { field, source } => Problem::unprocessable(field.clone(), source.to_string()),
+            Self::Invalid(error) => error.clone().into(),
             Self::Domain(DomainError::DuplicateItemName(_) | DomainError::TooManyItems) => {
                 Problem::unprocessable("items", self.to_string())
             }
@@ -68,10 +53,8 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
             Self::StaleVersion { .. } => Problem::conflict(self.to_string()),
-            Self::Store(StoreError::Database(error)) | Self::Outbox(AppendError::Database(error))
-                if unreachable_database(error) =>
-            {
-                Problem::unavailable("the menu database", &self)
+            Self::Store(StoreError::Database(cause)) | Self::Outbox(AppendError::Database(cause)) => {
+                Problem::database("the menu database", cause, &self)
             }
             Self::Store(_) | Self::Outbox(_) => Problem::internal(&self),
         };

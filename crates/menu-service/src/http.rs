@@ -2,8 +2,7 @@
 //! optimistic concurrency on every write.
 
 use crate::domain::{
-    Category, Cents, Currency, Description, ItemChanges, ItemName, Menu, MenuItem, MenuName, MenuStatus, NewItem,
-    Price, ValueError,
+    Category, Cents, Currency, Description, ItemChanges, ItemName, Menu, MenuItem, MenuName, MenuStatus, NewItem, Price,
 };
 use crate::error::Error;
 use crate::service::Menus;
@@ -18,6 +17,7 @@ use events::{MenuId, MenuItemId};
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::Problem;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
+use service_kit::values::{FieldError, Page, parse, parse_optional};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -132,19 +132,8 @@ fn menu_response(status: StatusCode, menu: &Menu) -> Response {
     response
 }
 
-fn parse<T: TryFrom<String, Error = ValueError>>(field: impl Into<String>, value: String) -> Result<T, Error> {
-    T::try_from(value).map_err(|source| Error::invalid(field, source))
-}
-
-fn parse_cents(field: &str, cents: i64) -> Result<Cents, Error> {
-    Cents::try_from(cents).map_err(|source| Error::invalid(field, source))
-}
-
-fn parse_optional<T: TryFrom<String, Error = ValueError>>(
-    field: &str,
-    value: Option<String>,
-) -> Result<Option<T>, Error> {
-    value.map(|value| parse(field, value)).transpose()
+fn parse_cents(field: &str, cents: i64) -> Result<Cents, FieldError> {
+    parse(field, cents)
 }
 
 /// An item as a client writes it: new items are available.
@@ -284,14 +273,7 @@ struct MenuPage {
     (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn list(State(menus): State<Menus>, Query(query): Query<ListQuery>) -> Result<Response, Error> {
-    let limit = i64::from(query.limit.unwrap_or(20));
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid("limit", ValueError("limit must be between 1 and 100".to_owned())));
-    }
-    let offset = i64::from(query.offset.unwrap_or(0));
-    if offset > 1_000_000 {
-        return Err(Error::invalid("offset", ValueError("offset must be at most 1000000".to_owned())));
-    }
+    let Page { limit, offset } = Page::new(query.limit, query.offset)?;
     let page = store::list(menus.pool(), query.status, limit, offset).await?;
     Ok(Json(MenuPage { menus: page.iter().map(MenuBody::from).collect(), limit, offset }).into_response())
 }
@@ -397,11 +379,11 @@ async fn edit_item(
     Json(body): Json<EditItem>,
 ) -> Result<Response, Error> {
     let changes = ItemChanges {
-        name: parse_optional::<ItemName>("name", body.name)?,
-        description: body.description.map(|d| parse_optional::<Description>("description", d)).transpose()?,
-        category: parse_optional::<Category>("category", body.category)?,
+        name: parse_optional::<ItemName, _>("name", body.name)?,
+        description: body.description.map(|d| parse_optional::<Description, _>("description", d)).transpose()?,
+        category: parse_optional::<Category, _>("category", body.category)?,
         price_cents: body.price_cents.map(|cents| parse_cents("price_cents", cents)).transpose()?,
-        currency: parse_optional::<Currency>("currency", body.currency)?,
+        currency: parse_optional::<Currency, _>("currency", body.currency)?,
     };
     let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
     Ok(menu_response(StatusCode::OK, &menu))

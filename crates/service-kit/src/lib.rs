@@ -19,6 +19,7 @@ pub mod problem;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod values;
 
 pub use problem::Problem;
 pub use settings::Settings;

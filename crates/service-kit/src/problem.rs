@@ -76,6 +76,16 @@ impl Problem {
         )
     }
 
+    /// 503 if `cause` means the database is unreachable (so trying again
+    /// later may work), else 500. `error` is what gets logged.
+    pub fn database(what: &str, cause: &sqlx::Error, error: &(dyn std::error::Error + 'static)) -> Self {
+        let unreachable = matches!(
+            cause,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+        );
+        if unreachable { Self::unavailable(what, error) } else { Self::internal(error) }
+    }
+
     /// The status as a `StatusCode`.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -1,96 +1,27 @@
 //! Value types parsed at the edge: once built, they are valid.
 
-use serde::Serialize;
+pub use service_kit::values::ValueError;
 
-/// Why a value was refused, naming the rule it broke.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ValueError(pub String);
-
-macro_rules! bounded_text {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:literal, required: $required:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// The longest accepted value, in characters.
-            pub const MAX_CHARS: usize = $max;
-
-            /// The text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = ValueError;
-
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                let trimmed = value.trim();
-                if $required && trimmed.is_empty() {
-                    return Err(ValueError(format!("{} must not be empty", $what)));
-                }
-                if trimmed.chars().count() > $max {
-                    return Err(ValueError(format!("{} must be at most {} characters", $what, $max)));
-                }
-                if trimmed.chars().any(char::is_control) {
-                    return Err(ValueError(format!("{} must not contain control characters", $what)));
-                }
-                Ok(Self(trimmed.to_owned()))
-            }
-        }
-    };
-}
-
-bounded_text!(
+service_kit::bounded_text!(
     /// A menu's name: 1 to 100 characters, trimmed.
-    MenuName, "the menu name", 100, required: true
+    MenuName, "the menu name", 100, required: true, multiline: false
 );
-bounded_text!(
+service_kit::bounded_text!(
     /// An item's name: 1 to 100 characters, trimmed; unique within its menu.
-    ItemName, "the item name", 100, required: true
+    ItemName, "the item name", 100, required: true, multiline: false
 );
-bounded_text!(
+service_kit::bounded_text!(
     /// An item's category, such as `starter`: 1 to 50 characters.
-    Category, "the category", 50, required: true
+    Category, "the category", 50, required: true, multiline: false
 );
-
-/// Free text of up to 1000 characters; control characters other than
-/// newlines and tabs are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Description(String);
-
-impl Description {
-    /// The longest accepted value, in characters.
-    pub const MAX_CHARS: usize = 1000;
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Description {
-    type Error = ValueError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let trimmed = value.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(ValueError("the description must be at most 1000 characters".to_owned()));
-        }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(ValueError("the description must not contain control characters".to_owned()));
-        }
-        Ok(Self(trimmed.to_owned()))
-    }
-}
+service_kit::bounded_text!(
+    /// Free text of up to 1000 characters; control characters other than
+    /// newlines and tabs are refused.
+    Description, "the description", 1000, required: false, multiline: true
+);
 
 /// An ISO 4217 currency code in use today, such as `EUR`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Currency(&'static str);
 
 impl Currency {
