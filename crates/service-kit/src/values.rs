@@ -159,7 +159,8 @@ mod tests {
         assert!(Name::try_from("héllo".to_owned()).is_ok(), "characters, not bytes, are counted");
         assert!(Name::try_from("a\nb".to_owned()).is_err());
         assert!(Note::try_from(String::new()).is_ok());
-        assert!(Note::try_from("a\nb\tc".to_owned()).is_ok());
+        assert_eq!(Note::try_from("a\nb\tc".to_owned()).map(|n| n.as_str().len()), Ok(5));
+        assert_eq!((Name::MAX_CHARS, Note::MAX_CHARS), (5, 10));
         assert!(Note::try_from("a\u{0}b".to_owned()).is_err());
     }
 
