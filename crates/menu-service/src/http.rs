@@ -17,8 +17,9 @@ use events::{MenuId, MenuItemId};
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::Problem;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
+use service_kit::openapi::{optional_multiline_text, single_line_text};
 use service_kit::values::{FieldError, Page, parse, parse_optional};
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// The menu API's OpenAPI document (service-kit adds what all services share).
@@ -165,39 +166,20 @@ impl ItemRequest {
     }
 }
 
-/// Names and categories hold some visible character and no control
-/// characters (`char::is_control`): what the domain accepts.
-const NAME_PATTERN: &str =
-    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
-
-fn text_schema(max_length: usize, example: &str) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(max_length))
-        .pattern(Some(NAME_PATTERN))
-        .examples([example])
-        .build()
-}
-
 /// A menu or item name, as [`MenuName`] and [`ItemName`] accept it.
 fn name_schema() -> Object {
-    text_schema(MenuName::MAX_CHARS.min(ItemName::MAX_CHARS), "Tomato soup")
+    single_line_text(MenuName::MAX_CHARS.min(ItemName::MAX_CHARS), "Tomato soup")
 }
 
 /// A category, as [`Category`] accepts it.
 fn category_schema() -> Object {
-    text_schema(Category::MAX_CHARS, "starter")
+    single_line_text(Category::MAX_CHARS, "starter")
 }
 
 /// A description, as [`Description`] accepts it: no control characters but
 /// newline and tab; `null` for none.
 fn description_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type([Type::String, Type::Null].into_iter().collect::<SchemaType>())
-        .max_length(Some(Description::MAX_CHARS))
-        .pattern(Some(r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"))
-        .build()
+    optional_multiline_text(Description::MAX_CHARS)
 }
 
 /// An ISO 4217 code in use today, such as EUR.

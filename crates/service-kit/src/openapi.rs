@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use utoipa::OpenApi;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
 
 #[derive(OpenApi)]
@@ -71,4 +72,30 @@ pub fn problem_response(description: &str) -> RefOr<Response> {
         .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
         .build()
         .into()
+}
+
+/// Text with some visible character and no control characters
+/// (`char::is_control`): what a required, single-line `bounded_text!` accepts.
+const SINGLE_LINE: &str =
+    r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// The schema of a required single-line text of 1 to `max_length` characters.
+pub fn single_line_text(max_length: usize, example: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_length))
+        .pattern(Some(SINGLE_LINE))
+        .examples([example])
+        .build()
+}
+
+/// The schema of optional free text of up to `max_length` characters: no
+/// control characters but newline and tab; `null` for none.
+pub fn optional_multiline_text(max_length: usize) -> Object {
+    ObjectBuilder::new()
+        .schema_type([Type::String, Type::Null].into_iter().collect::<SchemaType>())
+        .max_length(Some(max_length))
+        .pattern(Some(r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"))
+        .build()
 }

@@ -4,7 +4,14 @@
 //! so each test takes isolated state: [`TestDb`] is a fresh schema in the
 //! `platform_test` database (schemas older than an hour are dropped), [`unique`] makes stream, group and prefix names no
 //! other test uses, and [`RedisServer`] starts a private, persistent
-//! `redis-server` for tests that need to kill and restart Redis.
+//! `redis-server` for tests that need to kill and restart Redis. [`Api`]
+//! talks JSON to a service under test, and [`stream::entries`] reads a
+//! stream's events back.
+
+pub mod api;
+pub mod stream;
+
+pub use api::Api;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

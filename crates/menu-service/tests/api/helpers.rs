@@ -1,21 +1,28 @@
 //! `spawn_app()`: the service on port 0 with its own schema and stream prefix.
 
 use menu_service::Application;
-use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use service_kit::Settings;
 use std::time::Duration;
-use testkit::TestDb;
+use testkit::stream::Entry;
+use testkit::{Api, TestDb};
 use tokio_util::sync::CancellationToken;
 
 pub type TestResult = anyhow::Result<()>;
 
 pub struct TestApp {
-    pub address: String,
-    pub client: Client,
+    pub api: Api,
     pub db: TestDb,
     pub settings: Settings,
     cancel: CancellationToken,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestApp {
@@ -54,10 +61,10 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 
 pub async fn spawn_with(settings: Settings, db: TestDb) -> anyhow::Result<TestApp> {
     let application = Application::build(&settings).await?;
-    let address = format!("http://127.0.0.1:{}", application.port()?);
+    let api = Api::on_port(application.port()?);
     let cancel = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(cancel.clone()));
-    Ok(TestApp { address, client: Client::new(), db, settings, cancel })
+    Ok(TestApp { api, db, settings, cancel })
 }
 
 pub fn lunch() -> Value {
@@ -72,22 +79,6 @@ pub fn lunch() -> Value {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
-        Ok(self.client.post(self.url(path)).json(body).send().await?)
-    }
-
-    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
-        Ok(self.client.patch(self.url(path)).json(body).send().await?)
-    }
-
-    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
-        Ok(self.client.get(self.url(path)).send().await?)
-    }
-
     /// Creates the lunch menu and returns its body.
     pub async fn create_lunch(&self) -> anyhow::Result<Value> {
         let response = self.post("/api/v1/menus", &lunch()).await?;
@@ -101,43 +92,10 @@ impl TestApp {
 
     /// The entries on this app's `menu-events`, waiting up to two seconds for at least `count`.
     pub async fn entries(&self, count: usize) -> anyhow::Result<Vec<Entry>> {
-        let client = testkit::redis_client()?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        loop {
-            let range: redis::streams::StreamRangeReply =
-                redis::cmd("XRANGE").arg(self.stream()).arg("-").arg("+").query_async(&mut connection).await?;
-            if range.ids.len() >= count || tokio::time::Instant::now() > deadline {
-                return range.ids.iter().map(Entry::from_stream).collect();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        testkit::stream::entries(&self.stream(), count, Duration::from_secs(2)).await
     }
 
     pub async fn outbox_rows(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await?)
-    }
-}
-
-/// A stream entry, decoded for assertions.
-#[derive(Debug)]
-pub struct Entry {
-    pub event_type: String,
-    pub aggregate_id: String,
-    pub version: i64,
-    pub data: Value,
-    pub metadata: Value,
-}
-
-impl Entry {
-    fn from_stream(entry: &redis::streams::StreamId) -> anyhow::Result<Self> {
-        let text = |name: &str| entry.get::<String>(name).ok_or_else(|| anyhow::anyhow!("entry lacks {name}"));
-        Ok(Self {
-            event_type: text("type")?,
-            aggregate_id: text("aggregate_id")?,
-            version: text("version")?.parse()?,
-            data: serde_json::from_str(&text("data")?)?,
-            metadata: serde_json::from_str(&text("metadata")?)?,
-        })
     }
 }

@@ -1,0 +1,67 @@
+//! [`Api`]: a JSON client of one service under test.
+
+use reqwest::{Client, Response};
+use serde_json::Value;
+
+/// A JSON client of the service at `base` (`http://127.0.0.1:PORT`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Scheme, host and port.
+    pub base: String,
+    /// The HTTP client (keeps connections alive).
+    pub client: Client,
+}
+
+impl Api {
+    /// A client of the service listening on `port` of this machine.
+    pub fn on_port(port: u16) -> Self {
+        Self { base: format!("http://127.0.0.1:{port}"), client: Client::new() }
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET path`.
+    ///
+    /// # Errors
+    /// The request could not be sent.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Response> {
+        Ok(self.client.get(self.url(path)).send().await?)
+    }
+
+    /// `POST path` with a JSON body.
+    ///
+    /// # Errors
+    /// The request could not be sent.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        Ok(self.client.post(self.url(path)).json(body).send().await?)
+    }
+
+    /// `PATCH path` with a JSON body.
+    ///
+    /// # Errors
+    /// The request could not be sent.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        Ok(self.client.patch(self.url(path)).json(body).send().await?)
+    }
+
+    /// `PATCH path` without a body.
+    ///
+    /// # Errors
+    /// The request could not be sent.
+    pub async fn patch_empty(&self, path: &str) -> anyhow::Result<Response> {
+        Ok(self.client.patch(self.url(path)).send().await?)
+    }
+
+    /// `GET path`, expecting 200 and a JSON body.
+    ///
+    /// # Errors
+    /// The request failed or answered something else.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.get(path).await?;
+        anyhow::ensure!(response.status() == 200, "GET {path} answered {}", response.status());
+        Ok(response.json().await?)
+    }
+}
