@@ -60,6 +60,27 @@ pub fn init_tracing() {
     });
 }
 
+/// Polls `check` until it yields `true`, failing after `within`.
+///
+/// # Errors
+/// `check` failed, or did not yield `true` in time.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The database that holds every test's schema.
 const TEST_DATABASE: &str = "platform_test";
 

@@ -167,23 +167,7 @@ pub fn fast_relay() -> RelayConfig {
     RelayConfig { poll_interval: Duration::from_millis(50), ..RelayConfig::default() }
 }
 
-/// Polls `check` until it yields `true`, failing after `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> TestResult
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("timed out after {within:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use testkit::eventually;
 
 pub fn metadata() -> Metadata {
     Metadata::new("test-service", testkit::unique("req-"))

@@ -1,0 +1,166 @@
+//! The reservation service: table reservations that never overbook the
+//! restaurant, published as `reservation-events`.
+//!
+//! Every change commits with its event through the transactional outbox, and
+//! the service runs its own outbox relay. It consumes `menu-events` as group
+//! `reservation-service` to keep its own view of the menus ([`menu_view`]),
+//! which it uses to accept pre-orders and to flag the upcoming reservations
+//! whose pre-ordered items can no longer be served.
+
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod menu_view;
+pub mod service;
+pub mod store;
+
+use anyhow::Context;
+use domain::{BookingPolicy, Duration};
+use events::{Consumer, ConsumerConfig, Inbox, Inboxed, MenuEvent};
+use service_kit::Settings;
+use service_kit::http::Dependencies;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The port the service listens on unless `SERVER_PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 8082;
+/// The schema the service owns unless `DB_SCHEMA` says otherwise.
+pub const DEFAULT_SCHEMA: &str = "reservation";
+/// The consumer group the service reads `menu-events` as.
+pub const CONSUMER_GROUP: &str = "reservation-service";
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The restaurant's booking rules, from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BookingSettings {
+    /// Seats in the restaurant: the most guests booked for any moment.
+    #[arg(long, env = "RESTAURANT_SEATS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub restaurant_seats: u32,
+    /// The largest party taken online; larger ones get 422.
+    #[arg(long, env = "MAX_PARTY_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_party_size: u16,
+    /// How long a table is held when a booking does not say, in minutes (15 to 480).
+    #[arg(long, env = "DEFAULT_DURATION_MINUTES", default_value_t = 90)]
+    pub default_duration_minutes: i64,
+    /// How many days ahead bookings open.
+    #[arg(long, env = "BOOKING_HORIZON_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=3650))]
+    pub booking_horizon_days: u16,
+    /// This instance's consumer name in the group; defaults to `<host>:<port>`.
+    #[arg(long, env = "CONSUMER_NAME")]
+    pub consumer_name: Option<String>,
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        Self {
+            restaurant_seats: 40,
+            max_party_size: 100,
+            default_duration_minutes: 90,
+            booking_horizon_days: 90,
+            consumer_name: None,
+        }
+    }
+}
+
+impl BookingSettings {
+    /// The policy these settings describe.
+    ///
+    /// # Errors
+    /// The default duration is out of range.
+    pub fn policy(&self) -> anyhow::Result<BookingPolicy> {
+        Ok(BookingPolicy {
+            seats: self.restaurant_seats,
+            largest_party: self.max_party_size,
+            default_duration: Duration::try_from(self.default_duration_minutes).context("DEFAULT_DURATION_MINUTES")?,
+            horizon: chrono::TimeDelta::days(i64::from(self.booking_horizon_days)),
+        })
+    }
+}
+
+/// The built service: listener bound, database migrated, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    relay: events::OutboxRelay,
+    consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (migrating the schema) and Redis, and binds the listener.
+    ///
+    /// # Errors
+    /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
+    pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
+        service_kit::http::metrics();
+        let policy = booking.policy()?;
+        let schema = settings.schema(DEFAULT_SCHEMA);
+        let pool = service_kit::database::connect(
+            settings.database(DEFAULT_SCHEMA),
+            schema,
+            settings.db_max_connections,
+            &MIGRATIONS,
+        )
+        .await?;
+        let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
+        let port = settings.server_port.unwrap_or(DEFAULT_PORT);
+        let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
+
+        let streams = settings.streams();
+        let relay_config =
+            events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
+        let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
+        let consumer_name = match &booking.consumer_name {
+            Some(name) => name.clone(),
+            None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
+        };
+        let consumer = Consumer::new(
+            redis.clone(),
+            ConsumerConfig::new(streams.of::<MenuEvent>(), CONSUMER_GROUP, consumer_name),
+            Inboxed::new(Inbox::new(pool.clone(), CONSUMER_GROUP), menu_view::MenuProjection),
+        );
+        let reservations = service::Reservations::new(pool.clone(), streams, policy);
+        let router = service_kit::http::finish(
+            http::router(reservations),
+            Dependencies { pool, redis },
+            settings.max_body_bytes,
+            <http::ApiDoc as utoipa::OpenApi>::openapi(),
+        );
+        Ok(Self { listener, router, relay, consumer })
+    }
+
+    /// The port it listens on (useful when built with port 0).
+    ///
+    /// # Errors
+    /// The listener has no local address.
+    pub fn port(&self) -> std::io::Result<u16> {
+        Ok(self.listener.local_addr()?.port())
+    }
+
+    /// Serves requests, relays events and consumes menu events until `cancel`
+    /// fires, then finishes what is in flight.
+    ///
+    /// # Errors
+    /// The listener failed.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let relay = tokio::spawn(self.relay.run(cancel.clone()));
+        let consumer = tokio::spawn(self.consumer.run(cancel.clone()));
+        tracing::info!(address = %self.listener.local_addr()?, "reservation-service listening");
+        let served = service_kit::http::serve(self.listener, self.router, cancel.clone()).await;
+        cancel.cancel();
+        relay.await.context("the outbox relay panicked")?;
+        consumer.await.context("the menu-events consumer panicked")?;
+        served.context("serving HTTP")
+    }
+}
+
+/// The machine's name, for consumer names.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

@@ -1,0 +1,25 @@
+//! `reservation-service`: loads settings, sets up logs, runs until SIGTERM or Ctrl-C.
+
+use clap::Parser;
+use reservation_service::{Application, BookingSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Table reservations that never overbook; publishes reservation-events, consumes menu-events.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    settings: service_kit::Settings,
+    #[command(flatten)]
+    booking: BookingSettings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    service_kit::telemetry::init();
+    let application = Application::build(&cli.settings, &cli.booking).await?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(service_kit::shutdown::cancel_on_signal(cancel.clone()));
+    application.run_until_stopped(cancel).await
+}

@@ -1,0 +1,116 @@
+//! The write path: a booking takes the seat locks of its time, checks the
+//! seats and the pre-order, and commits with its event; a status change
+//! loads the reservation under a row lock, lets the domain decide, and
+//! commits the new state together with its event.
+
+use crate::domain::{Booking, BookingPolicy, DomainError, Reservation};
+use crate::error::Error;
+use crate::{menu_view, store};
+use chrono::{SubsecRound, Utc};
+use events::{DomainEvent, Metadata, ReservationEvent, ReservationId, Streams};
+use sqlx::PgPool;
+
+/// The name events carry as their `source`.
+pub const SOURCE: &str = "reservation-service";
+
+/// Reservations and their changes.
+#[derive(Debug, Clone)]
+pub struct Reservations {
+    pool: PgPool,
+    streams: Streams,
+    policy: BookingPolicy,
+}
+
+impl Reservations {
+    /// Reservations stored in `pool` under `policy`, publishing to `streams`.
+    pub fn new(pool: PgPool, streams: Streams, policy: BookingPolicy) -> Self {
+        Self { pool, streams, policy }
+    }
+
+    /// The pool, for reads.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The booking rules.
+    pub fn policy(&self) -> &BookingPolicy {
+        &self.policy
+    }
+
+    /// Books a pending reservation and publishes `ReservationCreated`.
+    ///
+    /// Capacity is decided in PostgreSQL under the seat locks of the
+    /// reservation's time ([`store::lock_seats`]), so no two bookings that
+    /// overlap can both take the last seats, however many instances run.
+    ///
+    /// # Errors
+    /// The domain refuses the booking, a pre-ordered item cannot be served,
+    /// the seats are taken, or the database failed.
+    #[tracing::instrument(skip_all)]
+    pub async fn book(&self, booking: Booking, correlation_id: &str) -> Result<Reservation, Error> {
+        let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
+        let mut tx = self.pool.begin().await?;
+        let items: Vec<_> = reservation.pre_order.iter().map(|line| line.menu_item_id).collect();
+        let mut refused = menu_view::unorderable(&mut tx, &items).await?;
+        let first_refused =
+            items.iter().enumerate().find_map(|(index, item)| Some((index, *item, refused.remove(item)?)));
+        if let Some((index, item, reason)) = first_refused {
+            return Err(Error::Unorderable { index, item, reason });
+        }
+        let (starts_at, ends_at) = (reservation.starts_at, reservation.ends_at());
+        store::lock_seats(&mut tx, starts_at, ends_at).await?;
+        let taken = store::seats_taken(&mut tx, starts_at, ends_at).await?;
+        let free = i64::from(self.policy.seats) - taken;
+        if i64::from(reservation.party_size.get()) > free {
+            return Err(Error::NoCapacity {
+                party: reservation.party_size.get(),
+                free: free.max(0),
+                starts_at,
+                ends_at,
+            });
+        }
+        let event =
+            DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
+        store::insert(&mut tx, &reservation).await?;
+        events::outbox::append(&mut tx, &self.streams, &[event]).await?;
+        tx.commit().await?;
+        tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
+        Ok(reservation)
+    }
+
+    /// Applies `command` to reservation `id`. If it yields an event, the
+    /// version is bumped and the reservation and its event commit together;
+    /// if not, nothing is written. `expected_version` (from `If-Match`) must
+    /// match the stored one.
+    ///
+    /// # Errors
+    /// No such reservation, a stale version, the domain refuses, or the database failed.
+    #[tracing::instrument(skip_all, fields(reservation_id = %id))]
+    pub async fn change(
+        &self,
+        id: ReservationId,
+        expected_version: Option<i64>,
+        correlation_id: &str,
+        command: impl FnOnce(&mut Reservation) -> Result<Option<ReservationEvent>, DomainError>,
+    ) -> Result<Reservation, Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut reservation = store::lock(&mut tx, id).await?.ok_or(Error::NotFound(id))?;
+        if let Some(expected) = expected_version
+            && expected != reservation.version
+        {
+            return Err(Error::StaleVersion { expected, current: reservation.version });
+        }
+        let Some(payload) = command(&mut reservation)? else {
+            return Ok(reservation);
+        };
+        reservation.version += 1;
+        reservation.updated_at = Utc::now().trunc_subsecs(6);
+        let event =
+            DomainEvent::new(reservation.id, reservation.version, payload, Metadata::new(SOURCE, correlation_id));
+        store::update_status(&mut tx, &reservation).await?;
+        events::outbox::append(&mut tx, &self.streams, std::slice::from_ref(&event)).await?;
+        tx.commit().await?;
+        tracing::info!(event_type = event.event_type(), version = reservation.version, "reservation changed");
+        Ok(reservation)
+    }
+}

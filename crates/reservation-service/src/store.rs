@@ -1,0 +1,325 @@
+//! The reservation tables: whole aggregates in and out, and the seat ledger
+//! that keeps the restaurant from being overbooked.
+
+use crate::domain::{
+    CancelReason, Duration, Email, Guest, GuestName, ItemProblem, Notes, PartySize, Phone, PreOrderLine, Quantity,
+    Reservation, ReservationStatus,
+};
+use chrono::{DateTime, Utc};
+use events::{MenuItemId, ReservationId};
+use service_kit::values::Page;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// PostgreSQL failed.
+    #[error("reservation store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row breaks a domain rule: written by something other than this service.
+    #[error("reservation {reservation} has an invalid stored value: {detail}")]
+    Corrupt {
+        /// The reservation.
+        reservation: Uuid,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The seat ledger's lock granularity: bookings that overlap in time share at
+/// least one quarter hour, so they take at least one lock in common.
+const LOCK_SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// Serializes the bookings that could compete for seats with one between
+/// `starts_at` and `ends_at`: takes a transaction-scoped advisory lock on
+/// every quarter hour the interval touches, in ascending order (so that two
+/// bookings never wait for each other crosswise). Bookings of other times
+/// proceed in parallel; several service instances share the locks through
+/// PostgreSQL. The lock key is namespaced by the schema.
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn lock_seats(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> sqlx::Result<()> {
+    let first = starts_at.timestamp_micros().div_euclid(LOCK_SLOT_MICROS);
+    let last = (ends_at.timestamp_micros() - 1).div_euclid(LOCK_SLOT_MICROS);
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema()), slot::int4)
+         FROM generate_series($1::int8, $2::int8) AS slot",
+    )
+    .bind(first)
+    .bind(last)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The most seats held at any moment between `starts_at` and `ends_at` by
+/// pending and confirmed reservations. Occupancy only rises where a
+/// reservation starts, so it is enough to look at `starts_at` and at the
+/// starts inside the interval. Call it under [`lock_seats`].
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn seats_taken(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "WITH overlapping AS (
+             SELECT starts_at, ends_at, party_size FROM reservations
+             WHERE status IN ('pending', 'confirmed') AND tstzrange(starts_at, ends_at) && tstzrange($1, $2)
+         ), moments AS (
+             SELECT $1::timestamptz AS at UNION SELECT starts_at FROM overlapping WHERE starts_at > $1
+         )
+         SELECT COALESCE(MAX(taken), 0)::int8 FROM (
+             SELECT SUM(o.party_size) AS taken
+             FROM moments m JOIN overlapping o ON o.starts_at <= m.at AND o.ends_at > m.at
+             GROUP BY m.at
+         ) AS occupancy",
+    )
+    .bind(starts_at)
+    .bind(ends_at)
+    .fetch_one(tx)
+    .await
+}
+
+/// Inserts a new reservation and its pre-order.
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn insert(tx: &mut PgConnection, reservation: &Reservation) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO reservations (id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes,
+                                   status, cancel_reason, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(reservation.id)
+    .bind(reservation.guest.name.as_str())
+    .bind(reservation.guest.email.as_ref().map(Email::as_str))
+    .bind(reservation.guest.phone.as_ref().map(Phone::as_str))
+    .bind(i32::from(reservation.party_size.get()))
+    .bind(reservation.starts_at)
+    .bind(reservation.ends_at())
+    .bind(reservation.notes.as_ref().map(Notes::as_str))
+    .bind(reservation.status.as_str())
+    .bind(reservation.cancel_reason.as_ref().map(CancelReason::as_str))
+    .bind(reservation.version)
+    .bind(reservation.created_at)
+    .bind(reservation.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    if reservation.pre_order.is_empty() {
+        return Ok(());
+    }
+    let lines = &reservation.pre_order;
+    sqlx::query(
+        "INSERT INTO pre_order_lines (reservation_id, position, menu_item_id, quantity)
+         SELECT $1, position, menu_item_id, quantity
+         FROM UNNEST($2::int4[], $3::uuid[], $4::int4[]) AS l(position, menu_item_id, quantity)",
+    )
+    .bind(reservation.id)
+    .bind((0..).take(lines.len()).collect::<Vec<i32>>())
+    .bind(lines.iter().map(|line| line.menu_item_id).collect::<Vec<_>>())
+    .bind(lines.iter().map(|line| i32::try_from(line.quantity.get()).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes a status change back.
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn update_status(tx: &mut PgConnection, reservation: &Reservation) -> Result<(), StoreError> {
+    sqlx::query("UPDATE reservations SET status = $2, cancel_reason = $3, version = $4, updated_at = $5 WHERE id = $1")
+        .bind(reservation.id)
+        .bind(reservation.status.as_str())
+        .bind(reservation.cancel_reason.as_ref().map(CancelReason::as_str))
+        .bind(reservation.version)
+        .bind(reservation.updated_at)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes, status,
+                       cancel_reason, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    id: Uuid,
+    guest_name: String,
+    guest_email: Option<String>,
+    guest_phone: Option<String>,
+    party_size: i32,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    notes: Option<String>,
+    status: String,
+    cancel_reason: Option<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Loads a reservation and locks its row until the transaction ends, so that
+/// concurrent changes of one reservation happen one after another.
+///
+/// # Errors
+/// PostgreSQL failed or a stored value is invalid.
+pub async fn lock(tx: &mut PgConnection, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+    let row: Option<ReservationRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1 FOR UPDATE")))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(assemble(row.into_iter().collect(), tx).await?.pop())
+}
+
+/// Reads a reservation.
+///
+/// # Errors
+/// PostgreSQL failed or a stored value is invalid.
+pub async fn find(pool: &PgPool, id: ReservationId) -> Result<Option<Reservation>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    let row: Option<ReservationRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reservations WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    Ok(assemble(row.into_iter().collect(), &mut connection).await?.pop())
+}
+
+/// Which reservations a list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Only this status.
+    pub status: Option<ReservationStatus>,
+    /// Only those starting at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// Only those starting before this.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of reservations in order of their start.
+///
+/// # Errors
+/// PostgreSQL failed or a stored value is invalid.
+pub async fn list(pool: &PgPool, filter: Filter, page: Page) -> Result<Vec<Reservation>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reservations
+         WHERE ($1::text IS NULL OR status = $1)
+           AND ($2::timestamptz IS NULL OR starts_at >= $2)
+           AND ($3::timestamptz IS NULL OR starts_at < $3)
+         ORDER BY starts_at, id LIMIT $4 OFFSET $5"
+    )))
+    .bind(filter.status.map(ReservationStatus::as_str))
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(page.limit)
+    .bind(page.offset)
+    .fetch_all(&mut *connection)
+    .await?;
+    assemble(rows, &mut connection).await
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    reservation_id: Uuid,
+    menu_item_id: Uuid,
+    quantity: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct ProblemRow {
+    reservation_id: Uuid,
+    menu_item_id: Uuid,
+    reason: String,
+    detected_at: DateTime<Utc>,
+}
+
+/// Turns reservation rows into reservations, reading their pre-orders and
+/// problems in one query each.
+async fn assemble(rows: Vec<ReservationRow>, connection: &mut PgConnection) -> Result<Vec<Reservation>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let lines: Vec<LineRow> = fetch_for(
+        "SELECT reservation_id, menu_item_id, quantity FROM pre_order_lines
+         WHERE reservation_id = ANY($1) ORDER BY reservation_id, position",
+        &ids,
+        &mut *connection,
+    )
+    .await?;
+    let problems: Vec<ProblemRow> = fetch_for(
+        "SELECT reservation_id, menu_item_id, reason, detected_at FROM reservation_problems
+         WHERE reservation_id = ANY($1) ORDER BY reservation_id, detected_at, menu_item_id",
+        &ids,
+        connection,
+    )
+    .await?;
+    let mut lines_of: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
+    for line in lines {
+        lines_of.entry(line.reservation_id).or_default().push(line);
+    }
+    let mut problems_of: HashMap<Uuid, Vec<ProblemRow>> = HashMap::new();
+    for problem in problems {
+        problems_of.entry(problem.reservation_id).or_default().push(problem);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let id = row.id;
+            let lines = lines_of.remove(&id).unwrap_or_default();
+            let problems = problems_of.remove(&id).unwrap_or_default();
+            to_reservation(row, lines, problems).map_err(|detail| StoreError::Corrupt { reservation: id, detail })
+        })
+        .collect()
+}
+
+async fn fetch_for<'e, T>(sql: &'static str, ids: &[Uuid], executor: impl PgExecutor<'e>) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    sqlx::query_as(sql).bind(ids).fetch_all(executor).await
+}
+
+fn to_reservation(row: ReservationRow, lines: Vec<LineRow>, problems: Vec<ProblemRow>) -> Result<Reservation, String> {
+    let text = |e: service_kit::values::ValueError| e.0;
+    let minutes = (row.ends_at - row.starts_at).num_minutes();
+    let guest = Guest {
+        name: GuestName::try_from(row.guest_name).map_err(text)?,
+        email: row.guest_email.map(Email::try_from).transpose().map_err(text)?,
+        phone: row.guest_phone.map(Phone::try_from).transpose().map_err(text)?,
+    };
+    Ok(Reservation {
+        id: row.id.into(),
+        guest,
+        party_size: PartySize::new(i64::from(row.party_size), u16::MAX).map_err(text)?,
+        starts_at: row.starts_at,
+        duration: Duration::try_from(minutes).map_err(text)?,
+        notes: row.notes.map(Notes::try_from).transpose().map_err(text)?,
+        pre_order: lines
+            .into_iter()
+            .map(|line| {
+                Ok(PreOrderLine {
+                    menu_item_id: MenuItemId::from(line.menu_item_id),
+                    quantity: Quantity::try_from(i64::from(line.quantity)).map_err(text)?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        status: ReservationStatus::parse(&row.status).ok_or_else(|| format!("unknown status {:?}", row.status))?,
+        cancel_reason: row.cancel_reason.map(CancelReason::try_from).transpose().map_err(text)?,
+        problems: problems
+            .into_iter()
+            .map(|problem| ItemProblem {
+                menu_item_id: problem.menu_item_id.into(),
+                reason: problem.reason,
+                detected_at: problem.detected_at,
+            })
+            .collect(),
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}

@@ -1,0 +1,151 @@
+//! `spawn_app()`: the service on port 0 with its own schema and stream
+//! prefix; `spawn_platform()`: the menu service beside it on the same streams.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use events::{DomainEvent, EncodedEvent, MenuEvent, Metadata};
+use reservation_service::{Application, BookingSettings};
+use serde_json::{Value, json};
+use service_kit::Settings;
+pub use testkit::eventually;
+use testkit::{Api, TestDb};
+use tokio_util::sync::CancellationToken;
+
+pub type TestResult = anyhow::Result<()>;
+
+/// A running reservation service.
+pub struct TestApp {
+    pub api: Api,
+    pub db: TestDb,
+    pub settings: Settings,
+    cancel: CancellationToken,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Settings for a service on schema `db` and a fresh stream prefix.
+pub fn test_settings(db: &TestDb) -> Settings {
+    Settings {
+        db_host: "127.0.0.1".to_owned(),
+        db_port: 5432,
+        db_username: "postgres".to_owned(),
+        db_password: "postgres".to_owned(),
+        db_name: "platform_test".to_owned(),
+        db_schema: Some(db.schema.clone()),
+        db_max_connections: 10,
+        redis_host: "127.0.0.1".to_owned(),
+        redis_port: 6379,
+        redis_password: String::new(),
+        redis_db: 0,
+        server_port: Some(0),
+        stream_prefix: testkit::unique("test-"),
+        stream_max_len: 10_000,
+        max_body_bytes: 16 * 1024,
+    }
+}
+
+pub async fn spawn_app() -> anyhow::Result<TestApp> {
+    let db = TestDb::new().await?;
+    spawn_with(test_settings(&db), db, BookingSettings::default()).await
+}
+
+pub async fn spawn_with(settings: Settings, db: TestDb, booking: BookingSettings) -> anyhow::Result<TestApp> {
+    testkit::init_tracing();
+    let application = Application::build(&settings, &booking).await?;
+    let api = Api::on_port(application.port()?);
+    let cancel = CancellationToken::new();
+    tokio::spawn(application.run_until_stopped(cancel.clone()));
+    Ok(TestApp { api, db, settings, cancel })
+}
+
+/// The menu and reservation services on the same streams, each on its own schema.
+pub struct Platform {
+    pub menus: Api,
+    pub reservations: TestApp,
+    _menu_db: TestDb,
+    cancel_menus: CancellationToken,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.cancel_menus.cancel();
+    }
+}
+
+pub async fn spawn_platform() -> anyhow::Result<Platform> {
+    let reservations = spawn_app().await?;
+    let menu_db = TestDb::new().await?;
+    let menu_settings =
+        Settings { stream_prefix: reservations.settings.stream_prefix.clone(), ..test_settings(&menu_db) };
+    let menu_service = menu_service::Application::build(&menu_settings).await?;
+    let menus = Api::on_port(menu_service.port()?);
+    let cancel_menus = CancellationToken::new();
+    tokio::spawn(menu_service.run_until_stopped(cancel_menus.clone()));
+    Ok(Platform { menus, reservations, _menu_db: menu_db, cancel_menus })
+}
+
+/// Tomorrow at `hour`:00 UTC.
+pub fn tomorrow_at(hour: u32) -> DateTime<Utc> {
+    let midnight = (Utc::now() + TimeDelta::days(1)).duration_trunc(TimeDelta::days(1)).unwrap_or_else(|_| Utc::now());
+    midnight + TimeDelta::hours(i64::from(hour))
+}
+
+/// A valid booking of `party_size` at `starts_at`.
+pub fn booking(party_size: u16, starts_at: DateTime<Utc>) -> Value {
+    json!({
+        "guest_name": "Ada Lovelace",
+        "guest_email": "ada@example.com",
+        "party_size": party_size,
+        "starts_at": starts_at,
+    })
+}
+
+impl TestApp {
+    /// Books and returns the reservation's body, failing unless it was created.
+    pub async fn book(&self, body: &Value) -> anyhow::Result<Value> {
+        let response = self.post("/api/v1/reservations", body).await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(status == 201, "booking answered {status}: {body}");
+        Ok(body)
+    }
+
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}{name}", self.settings.stream_prefix)
+    }
+
+    /// Appends `event` to this app's `menu-events` as the menu service would.
+    pub async fn publish(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<String> {
+        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+        let fields = EncodedEvent::encode(event)?.into_fields();
+        let id: String = redis::cmd("XADD")
+            .arg(self.stream("menu-events"))
+            .arg("*")
+            .arg(&fields[..])
+            .query_async(&mut connection)
+            .await?;
+        Ok(id)
+    }
+
+    /// Appends raw fields to `menu-events`, such as an entry that is not an event.
+    pub async fn publish_raw(&self, fields: &[(&str, &str)]) -> anyhow::Result<String> {
+        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+        Ok(redis::cmd("XADD").arg(self.stream("menu-events")).arg("*").arg(fields).query_async(&mut connection).await?)
+    }
+}
+
+/// A menu event at `version` of menu `menu`.
+pub fn menu_event(menu: uuid::Uuid, version: i64, payload: MenuEvent) -> DomainEvent<MenuEvent> {
+    DomainEvent::new(menu, version, payload, Metadata::new("test", "test-correlation"))
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the reservation service on port 0 against the real
+//! PostgreSQL and Redis.
+
+mod capacity;
+mod errors;
+mod helpers;
+mod menu_events;
+mod reservations;
