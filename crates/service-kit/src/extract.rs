@@ -232,6 +232,18 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
+/// [`request_id`] as a header value, without copying a well-formed one.
+pub fn request_id_header(headers: &HeaderMap) -> HeaderValue {
+    match headers.get(REQUEST_ID) {
+        Some(value) if value.to_str().is_ok_and(is_well_formed) => value.clone(),
+        _ => {
+            let mut buffer = uuid::Uuid::encode_buffer();
+            HeaderValue::from_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer))
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        }
+    }
+}
+
 fn is_well_formed(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }

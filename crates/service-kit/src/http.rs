@@ -137,11 +137,17 @@ pub async fn ready(State(dependencies): State<Dependencies>) -> Response {
     }
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// Histogram buckets in seconds, from half a millisecond to ten seconds.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide Prometheus recorder, installed on first use. Histograms
+/// are exported as Prometheus histograms with [`LATENCY_BUCKETS`].
 pub fn metrics() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(LATENCY_BUCKETS)
+            .map_or_else(|_| PrometheusBuilder::new().build_recorder(), PrometheusBuilder::build_recorder);
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_ok() {
             events::metrics::describe();

@@ -1,0 +1,214 @@
+//! The gateway's own endpoints: `/health`, `/ready` (every upstream's
+//! `/ready`), `/metrics`, the merged OpenAPI document of all services and
+//! Swagger UI.
+
+use crate::routes::{Routes, Upstream};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures::future::join_all;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Map, Value, json};
+use service_kit::Problem;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a check of one upstream may take.
+const CHECK_WITHIN: Duration = Duration::from_secs(2);
+
+/// What the operational endpoints need: the upstreams and a client for them.
+#[derive(Debug, Clone)]
+struct Upstreams {
+    upstreams: Vec<Arc<Upstream>>,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+/// The operational router; `/docs` loads the merged document.
+pub fn router(routes: &Routes) -> Router {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CHECK_WITHIN));
+    let state = Upstreams {
+        upstreams: routes.upstreams().to_vec(),
+        client: Client::builder(TokioExecutor::new()).build(connector),
+    };
+    let docs =
+        utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::new(["/api-docs/openapi.json"]));
+    Router::new()
+        .route("/health", get(service_kit::http::health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(service_kit::http::render_metrics))
+        .route("/api-docs/openapi.json", get(openapi))
+        .with_state(state)
+        .merge(docs)
+        .fallback(|| async { Problem::not_found("no service serves this path") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")
+        })
+        .layer(axum::middleware::from_fn(service_kit::http::observe))
+}
+
+/// `GET path` on `upstream`: the status and body, or why there is none.
+async fn fetch(upstreams: &Upstreams, upstream: &Upstream, path: &str) -> Result<(StatusCode, Bytes), String> {
+    let url = upstream.url(path).map_err(|error| error.to_string())?;
+    let exchange = async {
+        let response =
+            upstreams.client.get(url).await.map_err(|error| {
+                if error.is_connect() { "unreachable".to_owned() } else { format!("failed: {error}") }
+            })?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|error| format!("failed: {error}"))?;
+        Ok((status, body.to_bytes()))
+    };
+    tokio::time::timeout(CHECK_WITHIN, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {CHECK_WITHIN:?}")))
+}
+
+/// Every upstream answers its `/ready` with 200 within two seconds.
+async fn ready(State(upstreams): State<Upstreams>) -> Response {
+    let checks = join_all(upstreams.upstreams.iter().map(|upstream| async {
+        let outcome = fetch(&upstreams, upstream, "/ready").await;
+        let check = match outcome {
+            Ok((StatusCode::OK, _)) => json!({ "status": "up" }),
+            Ok((status, _)) => json!({ "status": "down", "detail": format!("/ready answered {status}") }),
+            Err(detail) => json!({ "status": "down", "detail": detail }),
+        };
+        (upstream.name.to_owned(), check)
+    }))
+    .await;
+    let all_up = checks.iter().all(|(_, check)| check["status"] == "up");
+    let services: Map<String, Value> = checks.into_iter().collect();
+    if all_up {
+        axum::Json(json!({ "status": "ready", "services": services })).into_response()
+    } else {
+        let body = json!({
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": "a service behind the gateway is not ready",
+            "services": services,
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/problem+json")], axum::Json(body))
+            .into_response()
+    }
+}
+
+/// The gateway's own document: the operational endpoints, described for the gateway.
+#[derive(utoipa::OpenApi)]
+#[openapi(info(
+    title = "restaurant platform",
+    description = "Every service of the platform behind the API gateway, in one document."
+))]
+struct GatewayDoc;
+
+/// One OpenAPI document of every service, fetched from each on request, so
+/// it is always the running services' own. A service that cannot be reached
+/// is named in `x-unavailable-services`.
+async fn openapi(State(upstreams): State<Upstreams>) -> Response {
+    let own = service_kit::openapi::complete(<GatewayDoc as utoipa::OpenApi>::openapi());
+    let mut document = serde_json::to_value(own).unwrap_or_else(|_| json!({}));
+    if let Some(ready) = document.pointer_mut("/paths/~1ready/get") {
+        ready["description"] = json!("Every service behind the gateway answers its /ready; `services` says which do.");
+    }
+    let fetched = join_all(upstreams.upstreams.iter().map(|upstream| async {
+        let document = match fetch(&upstreams, upstream, "/api-docs/openapi.json").await {
+            Ok((StatusCode::OK, body)) => serde_json::from_slice::<Value>(&body).ok(),
+            _ => None,
+        };
+        (upstream.name, document)
+    }))
+    .await;
+    let mut unavailable = Vec::new();
+    for (name, service_document) in fetched {
+        match service_document {
+            Some(service_document) => merge(&mut document, &service_document),
+            None => unavailable.push(name),
+        }
+    }
+    if !unavailable.is_empty() {
+        document["x-unavailable-services"] = json!(unavailable);
+    }
+    axum::Json(document).into_response()
+}
+
+/// Adds a service's paths, components and tags to `document`. The services'
+/// own operational endpoints are left out: through the gateway those paths
+/// are the gateway's. A component already present is kept.
+fn merge(document: &mut Value, service: &Value) {
+    const OPERATIONAL: [&str; 3] = ["/health", "/ready", "/metrics"];
+    if let (Some(paths), Some(service_paths)) =
+        (object(document, "/paths"), service.pointer("/paths").and_then(Value::as_object))
+    {
+        for (path, item) in service_paths.iter().filter(|(path, _)| !OPERATIONAL.contains(&path.as_str())) {
+            paths.insert(path.clone(), item.clone());
+        }
+    }
+    if let Some(service_components) = service.pointer("/components").and_then(Value::as_object) {
+        for (section, entries) in service_components {
+            let Some(entries) = entries.as_object() else { continue };
+            if document.pointer("/components").is_none() {
+                document["components"] = json!({});
+            }
+            let Some(components) = object(document, "/components") else { continue };
+            let target = components.entry(section.clone()).or_insert_with(|| json!({}));
+            if let Some(target) = target.as_object_mut() {
+                for (name, entry) in entries {
+                    target.entry(name.clone()).or_insert_with(|| entry.clone());
+                }
+            }
+        }
+    }
+    if let Some(service_tags) = service.pointer("/tags").and_then(Value::as_array) {
+        let tags = document.as_object_mut().map(|root| root.entry("tags").or_insert_with(|| json!([])));
+        if let Some(Value::Array(tags)) = tags {
+            for tag in service_tags {
+                if !tags.iter().any(|known| known["name"] == tag["name"]) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+    }
+}
+
+fn object<'a>(document: &'a mut Value, pointer: &str) -> Option<&'a mut Map<String, Value>> {
+    document.pointer_mut(pointer).and_then(Value::as_object_mut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_service_paths_and_components_but_keeps_the_gateways_operations() {
+        let mut document = json!({
+            "paths": {"/health": {"get": {"description": "gateway"}}},
+            "components": {"schemas": {"Problem": {"type": "object"}}}
+        });
+        let menu = json!({
+            "paths": {"/api/v1/menus": {"post": {}}, "/health": {"get": {"description": "menu"}}},
+            "components": {"schemas": {"Problem": {"type": "string"}, "Menu": {"type": "object"}}},
+            "tags": [{"name": "menus"}]
+        });
+        let reservations = json!({
+            "paths": {"/api/v1/reservations": {"get": {}}},
+            "components": {"schemas": {"Reservation": {}}, "responses": {"NotFound": {}}},
+            "tags": [{"name": "reservations"}, {"name": "menus"}]
+        });
+        merge(&mut document, &menu);
+        merge(&mut document, &reservations);
+        let mut paths: Vec<&String> = document["paths"].as_object().map(|p| p.keys().collect()).unwrap_or_default();
+        paths.sort();
+        assert_eq!(paths, ["/api/v1/menus", "/api/v1/reservations", "/health"]);
+        assert_eq!(document["paths"]["/health"]["get"]["description"], "gateway");
+        assert_eq!(document["components"]["schemas"]["Problem"]["type"], "object");
+        assert!(document["components"]["schemas"]["Menu"].is_object());
+        assert!(document["components"]["responses"]["NotFound"].is_object());
+        assert_eq!(document["tags"], json!([{"name": "menus"}, {"name": "reservations"}]));
+    }
+}

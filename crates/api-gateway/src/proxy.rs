@@ -1,0 +1,230 @@
+//! Forwarding one request to its upstream and the response back, streaming
+//! both bodies, over pooled keep-alive connections.
+
+use crate::body::GatewayBody;
+use crate::routes::Route;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use service_kit::Problem;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The request body as sent upstream: the client's, cut off past the limit.
+pub type UpstreamBody = Limited<Incoming>;
+
+/// Why a request could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The body is larger than the limit. HTTP 413.
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(u64),
+    /// No connection to the upstream. HTTP 503.
+    #[error("{0} is unavailable; try again shortly")]
+    Unavailable(&'static str),
+    /// No response head in time. HTTP 504.
+    #[error("{0} did not answer within {1:?}")]
+    Timeout(&'static str, Duration),
+    /// The upstream broke the exchange. HTTP 502.
+    #[error("{0} failed to answer")]
+    BadGateway(&'static str, #[source] hyper_util::client::legacy::Error),
+    /// The request cannot be expressed upstream. HTTP 400.
+    #[error("the request URI is invalid")]
+    BadRequest(#[source] http::Error),
+}
+
+impl ProxyError {
+    /// The label `gateway_upstream_errors_total` counts it under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BodyTooLarge(_) => "body_too_large",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(..) => "timeout",
+            Self::BadGateway(..) => "bad_gateway",
+            Self::BadRequest(_) => "bad_request",
+        }
+    }
+
+    /// The problem the client gets.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::BodyTooLarge(_) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Self::Unavailable(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
+            Self::Timeout(..) => Problem::new(StatusCode::GATEWAY_TIMEOUT, self.to_string()),
+            Self::BadGateway(..) => Problem::new(StatusCode::BAD_GATEWAY, self.to_string()),
+            Self::BadRequest(_) => Problem::new(StatusCode::BAD_REQUEST, self.to_string()),
+        }
+    }
+}
+
+/// The forwarding half of the gateway: a pooled client and the limits.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, UpstreamBody>,
+    timeout: Duration,
+    max_body_bytes: u64,
+}
+
+impl Proxy {
+    /// A proxy whose upstream connections time out after `connect_timeout`,
+    /// that waits `timeout` for response heads, and refuses bodies over
+    /// `max_body_bytes`.
+    pub fn new(connect_timeout: Duration, timeout: Duration, max_body_bytes: u64) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Self { client, timeout, max_body_bytes }
+    }
+
+    /// Forwards `request` to `route`'s upstream and returns its response,
+    /// with hop-by-hop headers dropped both ways, `X-Forwarded-*` and
+    /// `X-Request-Id` set, and both bodies streamed.
+    ///
+    /// # Errors
+    /// The body is too large, the upstream is unreachable, slow or broken.
+    pub async fn forward(
+        &self,
+        route: &Route,
+        request: Request<Incoming>,
+        client_ip: IpAddr,
+        request_id: &HeaderValue,
+    ) -> Result<Response<GatewayBody>, ProxyError> {
+        let upstream = &route.upstream;
+        let (mut parts, body) = request.into_parts();
+        if declared_length(&parts.headers).is_some_and(|length| length > self.max_body_bytes) {
+            return Err(ProxyError::BodyTooLarge(self.max_body_bytes));
+        }
+        let path_and_query = parts.uri.path_and_query().map_or("/", |target| target.as_str());
+        parts.uri = upstream.url(path_and_query).map_err(ProxyError::BadRequest)?;
+        parts.version = Version::HTTP_11;
+        let headers = &mut parts.headers;
+        remove_hop_by_hop(headers);
+        let host = headers.remove(header::HOST);
+        set_forwarded(headers, client_ip, host);
+        headers.insert(REQUEST_ID.clone(), request_id.clone());
+
+        let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
+        let sent = tokio::time::timeout(self.timeout, self.client.request(Request::from_parts(parts, body))).await;
+        let mut response = match sent {
+            Err(_) => return Err(ProxyError::Timeout(upstream.name, self.timeout)),
+            Ok(Err(error)) if exceeded_body_limit(&error) => return Err(ProxyError::BodyTooLarge(self.max_body_bytes)),
+            Ok(Err(error)) if error.is_connect() => return Err(ProxyError::Unavailable(upstream.name)),
+            Ok(Err(error)) => return Err(ProxyError::BadGateway(upstream.name, error)),
+            Ok(Ok(response)) => response,
+        };
+        remove_hop_by_hop(response.headers_mut());
+        response.headers_mut().insert(REQUEST_ID.clone(), request_id.clone());
+        Ok(response.map(GatewayBody::Upstream))
+    }
+}
+
+/// `X-Request-Id`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes the hop-by-hop headers and those the `Connection` header names.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and records the scheme and the host it asked for.
+fn set_forwarded(headers: &mut HeaderMap, client_ip: IpAddr, host: Option<HeaderValue>) {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|value| value.to_str().ok()) {
+        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {client_ip}")),
+        None => HeaderValue::try_from(client_ip.to_string()),
+    };
+    if let Ok(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Whether sending failed because the body passed the limit while streaming.
+fn exceeded_body_limit(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<LengthLimitError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("accept", "application/json"),
+            ("if-match", "\"3\""),
+        ] {
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "if-match"]);
+    }
+
+    #[test]
+    fn forwarded_headers_append_the_client_and_keep_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
+        set_forwarded(&mut headers, IpAddr::from([10, 0, 0, 2]), Some(HeaderValue::from_static("api.example.com")));
+        assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.7, 10.0.0.2");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[&X_FORWARDED_HOST], "api.example.com");
+    }
+}

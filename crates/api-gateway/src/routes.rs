@@ -1,0 +1,119 @@
+//! Which service serves which path: the routes table, in one place.
+
+use crate::route_metrics::RouteMetrics;
+use crate::settings::GatewaySettings;
+use anyhow::Context;
+use http::Uri;
+use http::uri::{Authority, Scheme};
+use std::sync::Arc;
+
+/// A service behind the gateway.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its name, as problems and metrics call it (`menu-service`).
+    pub name: &'static str,
+    /// `http` (TLS to upstreams is not supported).
+    pub scheme: Scheme,
+    /// Host and port.
+    pub authority: Authority,
+}
+
+impl Upstream {
+    fn parse(name: &'static str, url: &str) -> anyhow::Result<Self> {
+        let uri: Uri = url.parse().with_context(|| format!("{name}'s URL {url:?}"))?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        anyhow::ensure!(scheme == Scheme::HTTP, "{name}'s URL {url:?}: only http:// upstreams are supported");
+        let authority = uri.authority().cloned().with_context(|| format!("{name}'s URL {url:?} has no host"))?;
+        Ok(Self { name, scheme, authority })
+    }
+
+    /// The URL of `path_and_query` on this upstream.
+    ///
+    /// # Errors
+    /// `path_and_query` is not a valid URI path.
+    pub fn url(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+}
+
+/// A path prefix and the service behind it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Matches this path and everything below it (`/api/v1/menus`, `/api/v1/menus/…`).
+    pub prefix: &'static str,
+    /// Who serves it.
+    pub upstream: Arc<Upstream>,
+    /// Its request count and latency.
+    pub metrics: Arc<RouteMetrics>,
+}
+
+impl Route {
+    fn new(prefix: &'static str, upstream: &Arc<Upstream>) -> Self {
+        Self { prefix, upstream: upstream.clone(), metrics: Arc::new(RouteMetrics::new(prefix)) }
+    }
+}
+
+/// Every route of the platform.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    routes: Vec<Route>,
+    upstreams: Vec<Arc<Upstream>>,
+}
+
+impl Routes {
+    /// The platform's routes with the upstream URLs of `settings`. A new
+    /// service is one line here and one setting.
+    ///
+    /// # Errors
+    /// An upstream URL is invalid.
+    pub fn new(settings: &GatewaySettings) -> anyhow::Result<Self> {
+        let menu = Arc::new(Upstream::parse("menu-service", &settings.menu_service_url)?);
+        let reservation = Arc::new(Upstream::parse("reservation-service", &settings.reservation_service_url)?);
+        let routes = vec![Route::new("/api/v1/menus", &menu), Route::new("/api/v1/reservations", &reservation)];
+        Ok(Self { routes, upstreams: vec![menu, reservation] })
+    }
+
+    /// The route serving `path`, matching whole segments: `/api/v1/menus`
+    /// serves `/api/v1/menus/1` but not `/api/v1/menusx`.
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| {
+            path.strip_prefix(route.prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        })
+    }
+
+    /// Every upstream, once.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_whole_path_segments() -> anyhow::Result<()> {
+        let routes = Routes::new(&GatewaySettings::for_upstreams("http://menu:8081", "http://127.0.0.1:8082"))?;
+        let served_by = |path: &str| routes.find(path).map(|route| route.upstream.name);
+        assert_eq!(served_by("/api/v1/menus"), Some("menu-service"));
+        assert_eq!(served_by("/api/v1/menus/42/items"), Some("menu-service"));
+        assert_eq!(served_by("/api/v1/reservations/7/confirm"), Some("reservation-service"));
+        assert_eq!(served_by("/api/v1/menusx"), None);
+        assert_eq!(served_by("/api/v1"), None);
+        assert_eq!(served_by("/health"), None);
+        assert_eq!(routes.upstreams().len(), 2);
+        assert_eq!(routes.upstreams()[0].url("/api/v1/menus?x=1")?.to_string(), "http://menu:8081/api/v1/menus?x=1");
+        Ok(())
+    }
+
+    #[test]
+    fn upstream_urls_must_be_plain_http_with_a_host() {
+        for bad in ["https://menu:8081", "not a url", "/relative"] {
+            assert!(Routes::new(&GatewaySettings::for_upstreams(bad, "http://r:1")).is_err(), "{bad} accepted");
+        }
+    }
+}

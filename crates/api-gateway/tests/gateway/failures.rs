@@ -1,0 +1,110 @@
+//! Every failure is a problem naming the service, never a hang.
+
+use crate::helpers::{TestResult, closed_port_url, echo, problem, serve, settings_for, spawn_gateway};
+use api_gateway::GatewaySettings;
+use axum::Router;
+use axum::routing::any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+#[tokio::test]
+async fn an_unreachable_service_is_a_503_naming_it() -> TestResult {
+    let (down, up) = (closed_port_url().await?, echo("reservations").await?);
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&down, &up.url)).await?;
+    let started = Instant::now();
+    let (status, body) = problem(gateway.get("/api/v1/menus").await?).await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("menu-service"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(gateway.get("/api/v1/reservations").await?.status(), 200, "the other service still works");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slow_service_is_a_504_after_the_timeout() -> TestResult {
+    let slow = serve(Router::new().fallback(any(|| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "too late"
+    })))
+    .await?;
+    let gateway = spawn_gateway(GatewaySettings { upstream_timeout_ms: 200, ..settings_for(&slow.url) }).await?;
+    let started = Instant::now();
+    let (status, body) = problem(gateway.get("/api/v1/reservations").await?).await?;
+    let waited = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("reservation-service"), "{body}");
+    assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(2), "answered after {waited:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_that_breaks_the_exchange_is_a_502() -> TestResult {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buffer = [0u8; 1024];
+            let _ = socket.read(&mut buffer).await;
+            drop(socket);
+        }
+    });
+    let gateway = spawn_gateway(settings_for(&url)).await?;
+    let (status, body) = problem(gateway.get("/api/v1/menus").await?).await?;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("menu-service"), "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_and_never_reach_the_service() -> TestResult {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let upstream = serve(Router::new().fallback(any(move |body: axum::body::Bytes| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            format!("{} bytes", body.len())
+        }
+    })))
+    .await?;
+    let gateway = spawn_gateway(GatewaySettings { max_body_bytes: 1000, ..settings_for(&upstream.url) }).await?;
+
+    let declared = gateway.client.post(gateway.url("/api/v1/menus")).body(vec![b'x'; 1001]).send().await?;
+    let (status, body) = problem(declared).await?;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["detail"].as_str().unwrap_or_default().contains("1000 bytes"), "{body}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..4).map(|_| Ok(vec![b'x'; 400])).collect();
+    let streamed = gateway
+        .client
+        .post(gateway.url("/api/v1/menus"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await?;
+    assert_eq!(problem(streamed).await?.0, 413, "a chunked body is counted as it streams");
+
+    let fits = gateway.client.post(gateway.url("/api/v1/menus")).body(vec![b'x'; 1000]).send().await?;
+    assert_eq!(fits.text().await?, "1000 bytes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ready_reports_each_service_and_is_503_while_one_is_down() -> TestResult {
+    let (up, down) = (echo("menus").await?, closed_port_url().await?);
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&up.url, &down)).await?;
+    let (status, body) = problem(gateway.get("/ready").await?).await?;
+    assert_eq!(status, 503);
+    assert_eq!(body["services"]["menu-service"]["status"], "up");
+    assert_eq!(body["services"]["reservation-service"]["status"], "down");
+    assert_eq!(body["services"]["reservation-service"]["detail"], "unreachable");
+
+    let other = echo("reservations").await?;
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&up.url, &other.url)).await?;
+    let ready = gateway.get_json("/ready").await?;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(gateway.get_json("/health").await?["status"], "ok");
+    Ok(())
+}

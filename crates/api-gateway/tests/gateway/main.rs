@@ -1,0 +1,8 @@
+//! Black-box tests of the gateway on port 0, in front of small test servers
+//! and the real services.
+
+mod failures;
+mod helpers;
+mod platform;
+mod routing;
+mod streaming;

@@ -1,0 +1,119 @@
+//! The gateway in front of the real services.
+
+use crate::helpers::{TestResult, spawn_gateway};
+use api_gateway::GatewaySettings;
+use serde_json::json;
+use service_kit::Settings;
+use std::time::Duration;
+use testkit::TestDb;
+use tokio_util::sync::CancellationToken;
+
+/// Settings for a service on a fresh schema, sharing `stream_prefix`.
+fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
+    Settings {
+        db_host: "127.0.0.1".to_owned(),
+        db_port: 5432,
+        db_username: "postgres".to_owned(),
+        db_password: "postgres".to_owned(),
+        db_name: "platform_test".to_owned(),
+        db_schema: Some(db.schema.clone()),
+        db_max_connections: 5,
+        redis_host: "127.0.0.1".to_owned(),
+        redis_port: 6379,
+        redis_password: String::new(),
+        redis_db: 0,
+        server_port: Some(0),
+        stream_prefix: stream_prefix.to_owned(),
+        stream_max_len: 10_000,
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+/// The menu and reservation services on their own schemas and one stream prefix.
+struct Services {
+    menu_url: String,
+    reservation_url: String,
+    stream_prefix: String,
+    _databases: (TestDb, TestDb),
+    cancel: CancellationToken,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn services() -> anyhow::Result<Services> {
+    let stream_prefix = testkit::unique("test-");
+    let (menu_db, reservation_db) = (TestDb::new().await?, TestDb::new().await?);
+    let cancel = CancellationToken::new();
+    let menu = menu_service::Application::build(&service_settings(&menu_db, &stream_prefix)).await?;
+    let menu_url = format!("http://127.0.0.1:{}", menu.port()?);
+    tokio::spawn(menu.run_until_stopped(cancel.clone()));
+    let reservation = reservation_service::Application::build(
+        &service_settings(&reservation_db, &stream_prefix),
+        &reservation_service::BookingSettings::default(),
+    )
+    .await?;
+    let reservation_url = format!("http://127.0.0.1:{}", reservation.port()?);
+    tokio::spawn(reservation.run_until_stopped(cancel.clone()));
+    Ok(Services { menu_url, reservation_url, stream_prefix, _databases: (menu_db, reservation_db), cancel })
+}
+
+#[tokio::test]
+async fn the_request_id_becomes_the_events_correlation_id() -> TestResult {
+    let services = services().await?;
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let menu = json!({"name": "Lunch", "items": [{"name": "Soup", "category": "starter", "price_cents": 650, "currency": "EUR"}]});
+
+    let given = gateway
+        .client
+        .post(gateway.url("/api/v1/menus"))
+        .header("x-request-id", "e2e-given-1")
+        .json(&menu)
+        .send()
+        .await?;
+    assert_eq!(given.status(), 201);
+    assert_eq!(given.headers()["x-request-id"], "e2e-given-1");
+    let made = gateway.post("/api/v1/menus", &menu).await?;
+    assert_eq!(made.status(), 201);
+    let made_id = made.headers()["x-request-id"].to_str()?.to_owned();
+
+    let stream = format!("{}menu-events", services.stream_prefix);
+    let entries = testkit::stream::entries(&stream, 2, Duration::from_secs(3)).await?;
+    let correlation: Vec<String> =
+        entries.iter().map(|entry| entry.metadata["correlation_id"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(correlation, ["e2e-given-1".to_owned(), made_id]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() -> TestResult {
+    let services = services().await?;
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let document = gateway.get_json("/api-docs/openapi.json").await?;
+    for path in [
+        "/api/v1/menus",
+        "/api/v1/menus/{menu_id}/items/{item_id}/availability",
+        "/api/v1/reservations",
+        "/api/v1/reservations/{reservation_id}/cancel",
+        "/health",
+        "/ready",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} missing");
+    }
+    for schema in ["Menu", "Reservation", "Problem"] {
+        assert!(document["components"]["schemas"].get(schema).is_some(), "{schema} missing");
+    }
+    assert!(document.get("x-unavailable-services").is_none());
+    let ready = gateway.get_json("/ready").await?;
+    assert_eq!(ready["services"]["reservation-service"]["status"], "up");
+
+    let docs = gateway.get("/docs/").await?;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await?.contains("swagger"), "Swagger UI is served");
+    let config = gateway.get("/docs/swagger-initializer.js").await?.text().await?;
+    assert!(config.contains("/api-docs/openapi.json"), "{config}");
+    Ok(())
+}
