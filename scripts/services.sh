@@ -26,3 +26,41 @@ ensure_redis() {
   echo "Install it (Debian: apt-get install redis-server)." >&2
   return 1
 }
+
+# Creates the database $1 unless it exists.
+ensure_database() {
+  local name=$1
+  if ! psql -h 127.0.0.1 -U "${DB_USERNAME:-postgres}" -d postgres -Atc \
+      "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    psql -h 127.0.0.1 -U "${DB_USERNAME:-postgres}" -d postgres -qc "CREATE DATABASE $name"
+    echo "created database $name"
+  fi
+}
+
+# Prints a TCP port nothing listens on.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Makes sure the commands exist, installing Debian package $2 for $1 when run as root.
+need_tool() {
+  local tool=$1 package=$2
+  command -v "$tool" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+    command -v "$tool" >/dev/null 2>&1 && return 0
+  fi
+  echo "$tool is missing: install it with 'apt-get install $package'." >&2
+  return 1
+}
+
+# Waits up to ten seconds for $1 to answer 200.
+wait_ready() {
+  for _ in $(seq 1 100); do
+    curl -fs "$1" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$1 did not answer" >&2
+  return 1
+}

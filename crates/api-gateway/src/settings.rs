@@ -29,7 +29,9 @@ pub struct GatewaySettings {
     pub cors_allowed_origins: String,
     /// Threads serving requests, each with its own event loop, listening
     /// socket (`SO_REUSEPORT`) and upstream connections; 0 means one per CPU.
-    #[arg(long, env = "GATEWAY_WORKERS", default_value_t = 0)]
+    /// One thread proxies several thousand requests a second; give it more
+    /// only when the gateway has CPUs the services do not need.
+    #[arg(long, env = "GATEWAY_WORKERS", default_value_t = 1)]
     pub workers: usize,
 }
 

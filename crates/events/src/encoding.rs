@@ -167,7 +167,17 @@ impl Streams {
 
     /// The stream of the event family `E`, such as `menu-events`.
     pub fn of<E: Event>(&self) -> String {
-        format!("{}{}", self.prefix, E::STREAM)
+        self.named(E::STREAM)
+    }
+
+    /// The stream called `name`, such as `menu-events`.
+    pub fn named(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Every event family's stream.
+    pub fn all(&self) -> Vec<String> {
+        vec![self.of::<crate::MenuEvent>(), self.of::<crate::ReservationEvent>()]
     }
 }
 

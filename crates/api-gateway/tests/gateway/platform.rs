@@ -117,3 +117,22 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
     assert!(config.contains("/api-docs/openapi.json"), "{config}");
     Ok(())
 }
+
+#[tokio::test]
+async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
+    let services = services().await?;
+    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-events.sh");
+    let output = tokio::process::Command::new("bash")
+        .arg(&script)
+        .env("GATEWAY_URL", &gateway.base)
+        .env("STREAM_PREFIX", &services.stream_prefix)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "test-events.sh failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert_eq!(stdout.matches("    ok:").count(), 13, "every check ran:\n{stdout}");
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! `platform-ctl`: what an operator asks of the event streams.
+//!
+//! ```text
+//! platform-ctl tail                       # follow menu-events and reservation-events
+//! platform-ctl tail menu-events --from-start --count 10
+//! platform-ctl groups                     # length, groups, consumers, pending, lag, dead letters
+//! platform-ctl dead-letters menu-events   # what reservation-service gave up on, and why
+//! platform-ctl redrive menu-events        # put them back on menu-events
+//! ```
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Operator CLI for the platform's event streams.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Redis host.
+    #[arg(long, env = "REDIS_HOST", default_value = "127.0.0.1", global = true)]
+    redis_host: String,
+    /// Redis port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379, global = true)]
+    redis_port: u16,
+    /// Redis password, empty for none.
+    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true, global = true)]
+    redis_password: String,
+    /// Redis database number.
+    #[arg(long, env = "REDIS_DB", default_value_t = 0, global = true)]
+    redis_db: i64,
+    /// The services' STREAM_PREFIX.
+    #[arg(long, env = "STREAM_PREFIX", default_value = "", global = true)]
+    stream_prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints new entries of the streams as they arrive, decoded.
+    Tail {
+        /// Streams to follow, without prefix; every event stream if none.
+        streams: Vec<String>,
+        /// Start with the entries already there.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many entries.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Shows each stream's length, dead letters, and every consumer group's consumers, pending entries and lag.
+    Groups {
+        /// Streams to show, without prefix; every event stream if none.
+        streams: Vec<String>,
+    },
+    /// Lists the dead letters of a stream, oldest first, with their errors.
+    DeadLetters {
+        /// The stream whose dead letters to list, such as menu-events.
+        stream: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+    /// Moves dead letters back onto their stream, oldest first, for every group to handle again.
+    Redrive {
+        /// The stream whose dead letters to re-drive, such as menu-events.
+        stream: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let auth = if cli.redis_password.is_empty() { String::new() } else { format!(":{}@", cli.redis_password) };
+    let url = format!("redis://{auth}{}:{}/{}", cli.redis_host, cli.redis_port, cli.redis_db);
+    let client = redis::Client::open(url)?;
+    let streams = events::Streams::with_prefix(cli.stream_prefix);
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Tail { streams: names, from_start, count } => {
+            commands::tail(&client, &commands::stream_names(&streams, &names), from_start, count, &mut out).await
+        }
+        Command::Groups { streams: names } => {
+            commands::groups(&client, &commands::stream_names(&streams, &names), &mut out).await
+        }
+        Command::DeadLetters { stream, count } => {
+            commands::dead_letters(&client, &streams.named(&stream), count, &mut out).await
+        }
+        Command::Redrive { stream, count } => {
+            commands::redrive(&client, &streams.named(&stream), count, &mut out).await
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The CLI against the real Redis, on streams of its own.
+
+use events::consumer::Handler;
+use events::menu::MenuItem;
+use events::{Consumer, ConsumerConfig, DomainEvent, EncodedEvent, MenuEvent, Metadata};
+use std::process::Command;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+type TestResult = anyhow::Result<()>;
+
+/// Runs `platform-ctl` with `args` on streams under `prefix`; returns stdout.
+fn ctl(prefix: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_platform-ctl")).env("STREAM_PREFIX", prefix).args(args).output()?;
+    anyhow::ensure!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Refuses every event, so that each is dead-lettered.
+struct Refuse;
+
+impl Handler<MenuEvent> for Refuse {
+    async fn handle(&self, _event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+        anyhow::bail!("the kitchen is closed")
+    }
+}
+
+async fn publish(stream: &str, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+    let fields = EncodedEvent::encode(event)?.into_fields();
+    redis::cmd("XADD").arg(stream).arg("*").arg(&fields[..]).query_async::<String>(&mut connection).await?;
+    Ok(())
+}
+
+async fn length(stream: &str) -> anyhow::Result<usize> {
+    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+    Ok(redis::cmd("XLEN").arg(stream).query_async(&mut connection).await?)
+}
+
+#[tokio::test]
+async fn shows_lag_lists_and_redrives_dead_letters_and_tails_decoded_events() -> TestResult {
+    let prefix = testkit::unique("ctl-");
+    let stream = format!("{prefix}menu-events");
+    let menu = uuid::Uuid::now_v7();
+    let item = MenuItem {
+        id: events::MenuItemId::new(),
+        name: "Soup".into(),
+        description: None,
+        category: "starter".into(),
+        price_cents: 650,
+        currency: "EUR".into(),
+        available: true,
+    };
+    let created = MenuEvent::MenuCreated { name: "Lunch".into(), description: None, items: vec![item] };
+    publish(&stream, &DomainEvent::new(menu, 1, created, Metadata::new("menu-service", "req-ctl-1"))).await?;
+
+    let config = ConsumerConfig {
+        max_deliveries: 1,
+        block: Duration::from_millis(100),
+        ..ConsumerConfig::new(&stream, "reservation-service", "ctl-test")
+    };
+    let cancel = CancellationToken::new();
+    let consumer = tokio::spawn(Consumer::new(testkit::redis_client()?, config, Refuse).run(cancel.clone()));
+    testkit::eventually(Duration::from_secs(5), "the event is dead-lettered", || async {
+        Ok(length(&format!("{stream}.dlq")).await? == 1)
+    })
+    .await?;
+    cancel.cancel();
+    consumer.await?;
+
+    let groups = ctl(&prefix, &["groups"])?;
+    assert!(groups.contains(&format!("{stream}: 1 entries, 1 dead letters")), "{groups}");
+    assert!(groups.contains("group reservation-service: 1 consumers, 0 pending, lag 0"), "{groups}");
+    assert!(groups.contains(&format!("{prefix}reservation-events: 0 entries, 0 dead letters")), "{groups}");
+
+    let letters = ctl(&prefix, &["dead-letters", "menu-events"])?;
+    assert!(letters.starts_with(&format!("1 dead letters of {stream}")), "{letters}");
+    assert!(letters.contains("group=reservation-service deliveries=1"), "{letters}");
+    assert!(letters.contains(&format!("type=MenuCreated aggregate={menu} version=1")), "{letters}");
+    assert!(letters.contains("error: the kitchen is closed"), "{letters}");
+
+    let redriven = ctl(&prefix, &["redrive", "menu-events"])?;
+    assert_eq!(redriven.trim(), format!("re-drove 1 dead letters onto {stream}"));
+    assert_eq!((length(&stream).await?, length(&format!("{stream}.dlq")).await?), (2, 0));
+
+    let tail = ctl(&prefix, &["tail", "menu-events", "--from-start", "--count", "2"])?;
+    let headlines: Vec<&str> = tail.lines().filter(|line| !line.starts_with("    ")).collect();
+    assert_eq!(headlines.len(), 2, "{tail}");
+    for line in headlines {
+        assert!(line.contains(&format!("{stream}  MenuCreated  aggregate={menu} version=1")), "{line}");
+        assert!(line.contains("correlation=req-ctl-1") && line.contains("source=menu-service"), "{line}");
+    }
+    assert!(tail.contains(r#""name":"Lunch""#), "the payload is shown: {tail}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn tail_follows_new_entries_and_shows_what_is_not_an_event() -> TestResult {
+    let prefix = testkit::unique("ctl-");
+    let stream = format!("{prefix}menu-events");
+    let follower = std::thread::spawn({
+        let prefix = prefix.clone();
+        move || ctl(&prefix, &["tail", "--count", "1"])
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+    redis::cmd("XADD").arg(&stream).arg("*").arg("type").arg("Garbage").query_async::<String>(&mut connection).await?;
+    let printed =
+        tokio::task::spawn_blocking(move || follower.join()).await?.map_err(|_| anyhow::anyhow!("panicked"))??;
+    assert!(printed.contains("(not an event: the entry has no `id` field)"), "{printed}");
+    assert!(printed.contains("type=Garbage"), "{printed}");
+    Ok(())
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The platform's event communication test, through the gateway only.
+#
+# Creates a menu, activates it, books a reservation that pre-orders one of its
+# items, marks that item unavailable, confirms the reservation, and checks
+# that every expected event is on menu-events / reservation-events with the
+# right type, aggregate_id and correlation_id (the X-Request-Id of the
+# request that caused it), that consumer group reservation-service has
+# nothing pending, and that the reservation shows the problem.
+#
+# Needs a running platform (scripts/run), curl, python3 and redis-cli.
+#   GATEWAY_URL   default http://127.0.0.1:8080
+#   REDIS_HOST    default 127.0.0.1, REDIS_PORT default 6379
+#   STREAM_PREFIX default empty (as the services' STREAM_PREFIX)
+# Exits non-zero at the first failed check.
+set -euo pipefail
+
+gateway=${GATEWAY_URL:-http://127.0.0.1:8080}
+redis=(redis-cli -h "${REDIS_HOST:-127.0.0.1}" -p "${REDIS_PORT:-6379}")
+menu_stream="${STREAM_PREFIX:-}menu-events"
+reservation_stream="${STREAM_PREFIX:-}reservation-events"
+run_id="test-events-$(date +%s)-$$"
+step=0
+
+say() { step=$((step + 1)); printf '%2d. %s\n' "$step" "$*"; }
+pass() { printf '    ok: %s\n' "$*"; }
+fail() { printf '    FAILED: %s\n' "$*" >&2; exit 1; }
+
+# json FIELD: reads JSON on stdin and prints FIELD (a Python expression on `d`).
+json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+
+# call METHOD PATH REQUEST_ID [BODY]: prints the response body; fails unless 2xx.
+call() {
+  local method=$1 path=$2 request_id=$3 body=${4:-}
+  local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$method" -H "x-request-id: $request_id")
+  [ -n "$body" ] && args+=(-H 'content-type: application/json' -d "$body")
+  local status
+  status=$(curl "${args[@]}" "$gateway$path") || fail "$method $path: no answer from $gateway"
+  [[ $status == 2* ]] || fail "$method $path answered $status: $(cat "$tmp/body")"
+  cat "$tmp/body"
+}
+
+# expect_event STREAM TYPE AGGREGATE_ID CORRELATION_ID: waits up to 5 s for the entry.
+expect_event() {
+  local stream=$1 type=$2 aggregate=$3 correlation=$4
+  for _ in $(seq 1 50); do
+    if "${redis[@]}" --json XRANGE "$stream" - + | python3 -c '
+import json, sys
+event_type, aggregate, correlation = sys.argv[1:4]
+for _, flat in json.load(sys.stdin):
+    fields = dict(zip(flat[::2], flat[1::2]))
+    if (fields.get("type") == event_type and fields.get("aggregate_id") == aggregate
+            and json.loads(fields.get("metadata", "{}")).get("correlation_id") == correlation):
+        sys.exit(0)
+sys.exit(1)' "$type" "$aggregate" "$correlation" 2>/dev/null; then
+      pass "$stream has $type for $aggregate, correlation_id $correlation"
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "$stream has no $type for $aggregate with correlation_id $correlation"
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+say "the gateway and every service are ready"
+curl -fs "$gateway/ready" >/dev/null || fail "$gateway/ready is not 200: $(curl -s "$gateway/ready")"
+pass "$gateway/ready"
+
+say "create a menu with two items"
+menu=$(call POST /api/v1/menus "$run_id-create" '{"name":"Test events","items":[
+  {"name":"Tomato soup","category":"starter","price_cents":650,"currency":"EUR"},
+  {"name":"Risotto","category":"main","price_cents":1450,"currency":"EUR"}]}')
+menu_id=$(echo "$menu" | json 'd["id"]')
+item_id=$(echo "$menu" | json 'd["items"][0]["id"]')
+pass "menu $menu_id, item $item_id"
+
+say "activate the menu"
+call POST "/api/v1/menus/$menu_id/activate" "$run_id-activate" >/dev/null
+pass "active"
+
+say "book a reservation that pre-orders the soup"
+starts_at=$(python3 -c 'import datetime as d; t = d.datetime.now(d.timezone.utc) + d.timedelta(days=2); print(t.strftime("%Y-%m-%dT19:00:00Z"))')
+booking="{\"guest_name\":\"Ada Lovelace\",\"guest_email\":\"ada@example.com\",\"party_size\":2,\"starts_at\":\"$starts_at\",\"pre_order\":[{\"menu_item_id\":\"$item_id\",\"quantity\":2}]}"
+reservation=""
+for _ in $(seq 1 50); do
+  # The reservation service learns of the activation through menu-events; until then the pre-order is refused.
+  status=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "x-request-id: $run_id-book" \
+    -H 'content-type: application/json' -d "$booking" "$gateway/api/v1/reservations")
+  if [ "$status" = 201 ]; then reservation=$(cat "$tmp/body"); break; fi
+  [ "$status" = 422 ] || fail "booking answered $status: $(cat "$tmp/body")"
+  sleep 0.1
+done
+[ -n "$reservation" ] || fail "the pre-order was still refused after 5 s: $(cat "$tmp/body")"
+reservation_id=$(echo "$reservation" | json 'd["id"]')
+pass "reservation $reservation_id for $starts_at"
+
+say "mark the soup unavailable"
+call PATCH "/api/v1/menus/$menu_id/items/$item_id/availability" "$run_id-unavailable" '{"available":false}' >/dev/null
+pass "unavailable"
+
+say "confirm the reservation"
+status=$(call PATCH "/api/v1/reservations/$reservation_id/confirm" "$run_id-confirm" | json 'd["status"]')
+[ "$status" = confirmed ] || fail "status is $status"
+pass "confirmed"
+
+say "every event is on its stream with the request id as correlation_id"
+expect_event "$menu_stream" MenuCreated "$menu_id" "$run_id-create"
+expect_event "$menu_stream" MenuActivated "$menu_id" "$run_id-activate"
+expect_event "$menu_stream" ItemAvailabilityChanged "$menu_id" "$run_id-unavailable"
+expect_event "$reservation_stream" ReservationCreated "$reservation_id" "$run_id-book"
+expect_event "$reservation_stream" ReservationConfirmed "$reservation_id" "$run_id-confirm"
+
+say "the reservation shows the problem"
+problems=""
+for _ in $(seq 1 50); do
+  problems=$(call GET "/api/v1/reservations/$reservation_id" "$run_id-read" | json 'json.dumps(d["problems"])')
+  [ "$problems" != "[]" ] && break
+  sleep 0.1
+done
+echo "$problems" | python3 -c "
+import json, sys
+problems = json.load(sys.stdin)
+assert len(problems) == 1 and problems[0]['menu_item_id'] == '$item_id', problems
+print('    ok:', problems[0]['reason'])" || fail "problems are $problems"
+
+say "consumer group reservation-service has nothing pending"
+pending=1
+for _ in $(seq 1 50); do
+  pending=$("${redis[@]}" XPENDING "$menu_stream" reservation-service | head -n 1)
+  [ "$pending" = 0 ] && break
+  sleep 0.1
+done
+[ "$pending" = 0 ] || fail "$pending entries pending"
+pass "0 pending on $menu_stream"
+
+echo "all checks passed"
