@@ -154,41 +154,7 @@ async fn publish_rate(events: usize) -> anyhow::Result<f64> {
 }
 
 fn pgbench_rate() -> anyhow::Result<f64> {
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "platform_test", "-qc", sql])
-            .output()
-            .context("running psql")
-    };
-    psql(
-        "DROP TABLE IF EXISTS bench_state, bench_outbox;
-         CREATE TABLE bench_state (id bigserial PRIMARY KEY, payload text NOT NULL);
-         CREATE TABLE bench_outbox (id bigserial PRIMARY KEY, payload jsonb NOT NULL);",
-    )?;
-    let script = tempfile_with(
-        "BEGIN;\nINSERT INTO bench_state (payload) VALUES ('state');\n\
-         INSERT INTO bench_outbox (payload) VALUES ('{\"event\": \"x\"}');\nCOMMIT;\n",
-    )?;
-    let output = Command::new("pgbench")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-n", "-c", &WRITERS.to_string(), "-j", "2", "-T", "8", "-f"])
-        .arg(script.path())
-        .arg("platform_test")
-        .output()
-        .context("running pgbench")?;
-    psql("DROP TABLE bench_state, bench_outbox;")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|line| line.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("reading pgbench's output: {text}"))
-}
-
-fn tempfile_with(contents: &str) -> anyhow::Result<tempfile::NamedTempFile> {
-    use std::io::Write;
-    let mut file = tempfile::NamedTempFile::new()?;
-    file.write_all(contents.as_bytes())?;
-    Ok(file)
+    testkit::bench::pgbench_two_inserts("platform_test", WRITERS, 8)
 }
 
 /// Applies each event by inserting a row.

@@ -9,6 +9,7 @@
 //! stream's events back.
 
 pub mod api;
+pub mod bench;
 pub mod stream;
 
 pub use api::Api;

@@ -1,0 +1,186 @@
+//! The platform benchmark, against a running platform (`scripts/run`):
+//!
+//! 1. `POST /api/v1/reservations` through the gateway from concurrent
+//!    clients: requests/s and p99, beside `pgbench` on the same PostgreSQL
+//!    running a transaction of two single-row inserts (the physical floor of
+//!    a command that writes its state plus an outbox row), and their ratio;
+//! 2. the time from `PATCH /api/v1/menus/:menuId/items/:itemId/availability`
+//!    returning to the reservation service having applied the event (its
+//!    view of the item carries the new version), p50/p99 over many changes.
+//!
+//! `scripts/bench-platform` starts the platform if needed and runs this.
+//! Settings: `GATEWAY_URL` (http://127.0.0.1:8080), `DATABASE_URL` (the
+//! platform's database), `RESERVATION_SCHEMA` (reservation), `BENCH_SECONDS`
+//! (10), `BENCH_CLIENTS` (32), `BENCH_CHANGES` (300).
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let gateway = setting("GATEWAY_URL", "http://127.0.0.1:8080".to_owned());
+    let database =
+        setting("DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/restaurant_platform".to_owned());
+    let seconds: u32 = setting("BENCH_SECONDS", 10);
+    let clients: usize = setting("BENCH_CLIENTS", 32);
+    let changes: usize = setting("BENCH_CHANGES", 300);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!("platform benchmark via {gateway}: {clients} clients, {seconds} s, {cores} CPUs");
+
+    let (rate, latency, refused) = booking_rate(&client, &gateway, clients, seconds).await?;
+    let database_name = database.rsplit('/').next().unwrap_or("restaurant_platform").to_owned();
+    let pgbench = testkit::bench::pgbench_two_inserts(&database_name, clients, seconds)?;
+    println!(
+        "POST /api/v1/reservations via gateway   {rate:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  ({refused} not 201)",
+        millis(&latency, 0.5),
+        millis(&latency, 0.99)
+    );
+    println!("pgbench, 2 single-row inserts per tx    {pgbench:>8.0} tx/s");
+    println!("  reservations / pgbench: {:.2}", rate / pgbench);
+
+    let schema = setting("RESERVATION_SCHEMA", "reservation".to_owned());
+    let applied = event_applied_latency(&client, &gateway, &database, &schema, changes).await?;
+    println!(
+        "PATCH availability → reservation view applied, {changes} changes: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        millis(&applied, 0.5),
+        millis(&applied, 0.99),
+        applied.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+fn millis(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// A booking of one guest at a random minute of the next 80 days, so that
+/// bookings rarely compete for seats and the measure is the write path.
+fn random_booking() -> Value {
+    let minutes = rand::rng().random_range(60..80 * 24 * 60);
+    json!({
+        "guest_name": "Bench Guest",
+        "guest_email": "bench@example.com",
+        "party_size": 1,
+        "starts_at": Utc::now() + TimeDelta::minutes(minutes),
+        "duration_minutes": 60,
+    })
+}
+
+/// Books from `clients` concurrent clients for `seconds`; returns the rate of
+/// 201s, the latency of every request, and how many were not 201.
+async fn booking_rate(
+    client: &reqwest::Client,
+    gateway: &str,
+    clients: usize,
+    seconds: u32,
+) -> anyhow::Result<(f64, Histogram<u64>, usize)> {
+    let url = format!("{gateway}/api/v1/reservations");
+    for _ in 0..200 {
+        client.post(&url).json(&random_booking()).send().await?.error_for_status()?;
+    }
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let started = Instant::now();
+    let until = started + Duration::from_secs(u64::from(seconds));
+    let workers = (0..clients).map(|_| {
+        let (client, url, latency) = (client.clone(), url.clone(), latency.clone());
+        tokio::spawn(async move {
+            let (mut created, mut refused) = (0usize, 0usize);
+            let mut own = Histogram::<u64>::new(3)?;
+            while Instant::now() < until {
+                let sent = Instant::now();
+                let response = client.post(&url).json(&random_booking()).send().await?;
+                own.record(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX))?;
+                if response.status() == 201 { created += 1 } else { refused += 1 }
+            }
+            latency.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.add(own)?;
+            anyhow::Ok((created, refused))
+        })
+    });
+    let mut totals = (0, 0);
+    for worker in futures::future::join_all(workers).await {
+        let (created, refused) = worker??;
+        totals = (totals.0 + created, totals.1 + refused);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let latency = Arc::try_unwrap(latency)
+        .map_err(|_| anyhow::anyhow!("shared"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    Ok((totals.0 as f64 / elapsed, latency, totals.1))
+}
+
+/// Toggles an item's availability `changes` times through the gateway and
+/// measures, for each, the time from the PATCH's response to the reservation
+/// service's view carrying that version.
+async fn event_applied_latency(
+    client: &reqwest::Client,
+    gateway: &str,
+    database: &str,
+    schema: &str,
+    changes: usize,
+) -> anyhow::Result<Histogram<u64>> {
+    let menu: Value = client
+        .post(format!("{gateway}/api/v1/menus"))
+        .json(&json!({"name": "Latency", "items": [{"name": "Soup", "category": "starter", "price_cents": 650, "currency": "EUR"}]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let menu_id = menu["id"].as_str().context("menu id")?.to_owned();
+    let item_id: uuid::Uuid = serde_json::from_value(menu["items"][0]["id"].clone())?;
+    client.post(format!("{gateway}/api/v1/menus/{menu_id}/activate")).send().await?.error_for_status()?;
+
+    let schema = schema.to_owned();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .after_connect(move |connection, _| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}"))).execute(connection).await?;
+                Ok(())
+            })
+        })
+        .connect(database)
+        .await?;
+    let applied_version = |pool: sqlx::PgPool| async move {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT available_version FROM menu_items_seen WHERE item_id = $1")
+                .bind(item_id)
+                .fetch_optional(&pool)
+                .await?;
+        anyhow::Ok(version.unwrap_or(0))
+    };
+    let mut latency = Histogram::<u64>::new(3)?;
+    let url = format!("{gateway}/api/v1/menus/{menu_id}/items/{item_id}/availability");
+    for change in 0..changes {
+        let changed: Value = client
+            .patch(&url)
+            .json(&json!({"available": change % 2 == 1}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let returned = Instant::now();
+        let version = changed["version"].as_i64().context("menu version")?;
+        while applied_version(pool.clone()).await? < version {
+            anyhow::ensure!(returned.elapsed() < Duration::from_secs(10), "version {version} was never applied");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        latency.record(u64::try_from(returned.elapsed().as_micros()).unwrap_or(u64::MAX))?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(latency)
+}
