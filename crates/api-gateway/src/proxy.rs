@@ -115,7 +115,11 @@ impl Proxy {
         headers.insert(REQUEST_ID.clone(), request_id.clone());
 
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
-        let sent = tokio::time::timeout(self.timeout, self.client.request(Request::from_parts(parts, body))).await;
+        let exchange = async {
+            let _turn = upstream.in_flight.acquire().await;
+            self.client.request(Request::from_parts(parts, body)).await
+        };
+        let sent = tokio::time::timeout(self.timeout, exchange).await;
         let mut response = match sent {
             Err(_) => return Err(ProxyError::Timeout(upstream.name, self.timeout)),
             Ok(Err(error)) if exceeded_body_limit(&error) => return Err(ProxyError::BodyTooLarge(self.max_body_bytes)),

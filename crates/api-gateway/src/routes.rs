@@ -6,6 +6,7 @@ use anyhow::Context;
 use http::Uri;
 use http::uri::{Authority, Scheme};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// A service behind the gateway.
 #[derive(Debug)]
@@ -16,15 +17,18 @@ pub struct Upstream {
     pub scheme: Scheme,
     /// Host and port.
     pub authority: Authority,
+    /// Requests this worker may have in flight to it at once; more wait
+    /// their turn (within the upstream timeout).
+    pub in_flight: Semaphore,
 }
 
 impl Upstream {
-    fn parse(name: &'static str, url: &str) -> anyhow::Result<Self> {
+    fn parse(name: &'static str, url: &str, max_in_flight: usize) -> anyhow::Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("{name}'s URL {url:?}"))?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
         anyhow::ensure!(scheme == Scheme::HTTP, "{name}'s URL {url:?}: only http:// upstreams are supported");
         let authority = uri.authority().cloned().with_context(|| format!("{name}'s URL {url:?} has no host"))?;
-        Ok(Self { name, scheme, authority })
+        Ok(Self { name, scheme, authority, in_flight: Semaphore::new(max_in_flight.max(1)) })
     }
 
     /// The URL of `path_and_query` on this upstream.
@@ -71,8 +75,9 @@ impl Routes {
     /// # Errors
     /// An upstream URL is invalid.
     pub fn new(settings: &GatewaySettings) -> anyhow::Result<Self> {
-        let menu = Arc::new(Upstream::parse("menu-service", &settings.menu_service_url)?);
-        let reservation = Arc::new(Upstream::parse("reservation-service", &settings.reservation_service_url)?);
+        let limit = settings.upstream_max_in_flight;
+        let menu = Arc::new(Upstream::parse("menu-service", &settings.menu_service_url, limit)?);
+        let reservation = Arc::new(Upstream::parse("reservation-service", &settings.reservation_service_url, limit)?);
         let routes = vec![Route::new("/api/v1/menus", &menu), Route::new("/api/v1/reservations", &reservation)];
         Ok(Self { routes, upstreams: vec![menu, reservation] })
     }

@@ -21,6 +21,11 @@ pub struct GatewaySettings {
     /// How long to wait for a connection to an upstream before answering 503, in milliseconds.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT_MS", default_value_t = 1_000)]
     pub upstream_connect_timeout_ms: u64,
+    /// Requests each worker has in flight to one service at most; more wait
+    /// for a turn. A service does most per second with a bounded number of
+    /// concurrent requests (its database pool is bounded too).
+    #[arg(long, env = "UPSTREAM_MAX_IN_FLIGHT", default_value_t = 32)]
+    pub upstream_max_in_flight: usize,
     /// Largest request body forwarded, in bytes; larger ones get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: u64,
@@ -44,6 +49,7 @@ impl GatewaySettings {
             reservation_service_url: reservation_service_url.into(),
             upstream_timeout_ms: 10_000,
             upstream_connect_timeout_ms: 1_000,
+            upstream_max_in_flight: 32,
             max_body_bytes: 1024 * 1024,
             cors_allowed_origins: "*".to_owned(),
             workers: 1,

@@ -108,3 +108,52 @@ async fn ready_reports_each_service_and_is_503_while_one_is_down() -> TestResult
     assert_eq!(gateway.get_json("/health").await?["status"], "ok");
     Ok(())
 }
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_limit_wait_their_turn() -> TestResult {
+    let (current, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (now, peak) = (current.clone(), most.clone());
+    let busy = serve(Router::new().fallback(any(move || {
+        let (now, peak) = (now.clone(), peak.clone());
+        async move {
+            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(running, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            "done"
+        }
+    })))
+    .await?;
+    let gateway = spawn_gateway(GatewaySettings { upstream_max_in_flight: 2, ..settings_for(&busy.url) }).await?;
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..6).map(|_| gateway.get("/api/v1/menus"))).await;
+    for answer in answers {
+        assert_eq!(answer?.status(), 200);
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 2, "never more than two at the service");
+    assert!(started.elapsed() >= Duration::from_millis(300), "six requests, two at a time, 100 ms each");
+    Ok(())
+}
+
+#[tokio::test]
+async fn stopping_lets_requests_in_flight_finish_and_then_refuses_new_ones() -> TestResult {
+    let slow = serve(Router::new().fallback(any(|| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "finished"
+    })))
+    .await?;
+    let application = api_gateway::Application::build(&settings_for(&slow.url)).await?;
+    let api = testkit::Api::on_port(application.port()?);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(application.run_until_stopped(cancel.clone()));
+    let in_flight = tokio::spawn({
+        let api = api.clone();
+        async move { api.get("/api/v1/menus").await?.text().await.map_err(anyhow::Error::from) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    assert_eq!(in_flight.await??, "finished", "the request in flight was answered");
+    tokio::time::timeout(Duration::from_secs(5), running).await???;
+    assert!(api.get("/health").await.is_err(), "still accepting after it stopped");
+    Ok(())
+}

@@ -160,3 +160,28 @@ async fn status_changes_honour_if_match() -> TestResult {
     assert_eq!(current.status(), 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_operational_endpoints_and_the_openapi_document_are_served() -> TestResult {
+    let app = spawn_app().await?;
+    assert_eq!(app.get_json("/health").await?["status"], "ok");
+    assert_eq!(app.get_json("/ready").await?["checks"], json!({"postgres": "up", "redis": "up"}));
+    let document = app.get_json("/api-docs/openapi.json").await?;
+    for (path, method) in [
+        ("/api/v1/reservations", "post"),
+        ("/api/v1/reservations", "get"),
+        ("/api/v1/reservations/{reservation_id}", "get"),
+        ("/api/v1/reservations/{reservation_id}/confirm", "patch"),
+        ("/api/v1/reservations/{reservation_id}/cancel", "patch"),
+        ("/api/v1/reservations/{reservation_id}/complete", "patch"),
+    ] {
+        let responses = &document["paths"][path][method]["responses"];
+        assert!(responses.get("500").is_some() && responses.get("503").is_some(), "{method} {path}: {responses}");
+    }
+    assert!(document["paths"]["/api/v1/reservations"]["post"]["responses"].get("409").is_some());
+    assert_eq!(app.get("/docs/").await?.status(), 200);
+    app.book(&booking(2, tomorrow_at(12))).await?;
+    let metrics = app.get("/metrics").await?.text().await?;
+    assert!(metrics.contains(r#"route="/api/v1/reservations""#), "{metrics}");
+    Ok(())
+}
