@@ -54,6 +54,30 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings for an instance on this machine's PostgreSQL (user and
+    /// password `postgres`) and Redis, in `database` and `schema`, with
+    /// streams under `stream_prefix`, listening on a free port: what tests
+    /// and benchmarks start.
+    pub fn ephemeral(database: &str, schema: &str, stream_prefix: &str) -> Self {
+        Self {
+            db_host: "127.0.0.1".to_owned(),
+            db_port: 5432,
+            db_username: "postgres".to_owned(),
+            db_password: "postgres".to_owned(),
+            db_name: database.to_owned(),
+            db_schema: Some(schema.to_owned()),
+            db_max_connections: 10,
+            redis_host: "127.0.0.1".to_owned(),
+            redis_port: 6379,
+            redis_password: String::new(),
+            redis_db: 0,
+            server_port: Some(0),
+            stream_prefix: stream_prefix.to_owned(),
+            stream_max_len: 10_000,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
     /// Connection options for the service's schema: `search_path` is set to it.
     pub fn database(&self, default_schema: &str) -> PgConnectOptions {
         PgConnectOptions::new()

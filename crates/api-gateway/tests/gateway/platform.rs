@@ -10,23 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Settings for a service on a fresh schema, sharing `stream_prefix`.
 fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
-    Settings {
-        db_host: "127.0.0.1".to_owned(),
-        db_port: 5432,
-        db_username: "postgres".to_owned(),
-        db_password: "postgres".to_owned(),
-        db_name: "platform_test".to_owned(),
-        db_schema: Some(db.schema.clone()),
-        db_max_connections: 5,
-        redis_host: "127.0.0.1".to_owned(),
-        redis_port: 6379,
-        redis_password: String::new(),
-        redis_db: 0,
-        server_port: Some(0),
-        stream_prefix: stream_prefix.to_owned(),
-        stream_max_len: 10_000,
-        max_body_bytes: 64 * 1024,
-    }
+    Settings::ephemeral("platform_test", &db.schema, stream_prefix)
 }
 
 /// The menu and reservation services on their own schemas and one stream prefix.

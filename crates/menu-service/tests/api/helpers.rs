@@ -35,21 +35,9 @@ impl Drop for TestApp {
 pub async fn test_settings() -> anyhow::Result<(Settings, TestDb)> {
     let db = TestDb::new().await?;
     let settings = Settings {
-        db_host: "127.0.0.1".to_owned(),
-        db_port: 5432,
-        db_username: "postgres".to_owned(),
-        db_password: "postgres".to_owned(),
-        db_name: "platform_test".to_owned(),
-        db_schema: Some(db.schema.clone()),
         db_max_connections: 5,
-        redis_host: "127.0.0.1".to_owned(),
-        redis_port: 6379,
-        redis_password: String::new(),
-        redis_db: 0,
-        server_port: Some(0),
-        stream_prefix: testkit::unique("test-"),
-        stream_max_len: 10_000,
         max_body_bytes: 16 * 1024,
+        ..Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
     };
     Ok((settings, db))
 }
