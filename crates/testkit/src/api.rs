@@ -65,3 +65,39 @@ impl Api {
         Ok(response.json().await?)
     }
 }
+
+/// A service a test started; it stops when this is dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// A client of it.
+    pub api: Api,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Running {
+    /// Runs `run` on a task as the service listening on `port`; `run` gets
+    /// the token that stops it.
+    pub fn spawn<F>(port: u16, run: impl FnOnce(tokio_util::sync::CancellationToken) -> F) -> Self
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(run(cancel.clone()));
+        Self { api: Api::on_port(port), cancel }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

@@ -12,7 +12,7 @@ pub mod api;
 pub mod bench;
 pub mod stream;
 
-pub use api::Api;
+pub use api::{Api, Running};
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -7,39 +7,17 @@ use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::routing::{any, get};
 use serde_json::{Value, json};
-use testkit::Api;
+use testkit::Running;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub type TestResult = anyhow::Result<()>;
 
-/// A running gateway; stops when dropped.
-pub struct TestGateway {
-    pub api: Api,
-    cancel: CancellationToken,
-}
-
-impl std::ops::Deref for TestGateway {
-    type Target = Api;
-
-    fn deref(&self) -> &Api {
-        &self.api
-    }
-}
-
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-pub async fn spawn_gateway(settings: GatewaySettings) -> anyhow::Result<TestGateway> {
+/// Starts a gateway with `settings`; it stops when the result is dropped.
+pub async fn spawn_gateway(settings: GatewaySettings) -> anyhow::Result<Running> {
     testkit::init_tracing();
     let application = Application::build(&settings).await?;
-    let api = Api::on_port(application.port()?);
-    let cancel = CancellationToken::new();
-    tokio::spawn(application.run_until_stopped(cancel.clone()));
-    Ok(TestGateway { api, cancel })
+    Ok(Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)))
 }
 
 /// A test server; stops when dropped.

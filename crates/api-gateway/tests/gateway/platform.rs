@@ -5,8 +5,7 @@ use api_gateway::GatewaySettings;
 use serde_json::json;
 use service_kit::Settings;
 use std::time::Duration;
-use testkit::TestDb;
-use tokio_util::sync::CancellationToken;
+use testkit::{Running, TestDb};
 
 /// Settings for a service on a fresh schema, sharing `stream_prefix`.
 fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
@@ -15,40 +14,36 @@ fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
 
 /// The menu and reservation services on their own schemas and one stream prefix.
 struct Services {
-    menu_url: String,
-    reservation_url: String,
+    menu: Running,
+    reservation: Running,
     stream_prefix: String,
     _databases: (TestDb, TestDb),
-    cancel: CancellationToken,
 }
 
-impl Drop for Services {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+impl Services {
+    fn gateway_settings(&self) -> GatewaySettings {
+        GatewaySettings::for_upstreams(&self.menu.base, &self.reservation.base)
     }
 }
 
 async fn services() -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
     let (menu_db, reservation_db) = (TestDb::new().await?, TestDb::new().await?);
-    let cancel = CancellationToken::new();
     let menu = menu_service::Application::build(&service_settings(&menu_db, &stream_prefix)).await?;
-    let menu_url = format!("http://127.0.0.1:{}", menu.port()?);
-    tokio::spawn(menu.run_until_stopped(cancel.clone()));
+    let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     let reservation = reservation_service::Application::build(
         &service_settings(&reservation_db, &stream_prefix),
         &reservation_service::BookingSettings::default(),
     )
     .await?;
-    let reservation_url = format!("http://127.0.0.1:{}", reservation.port()?);
-    tokio::spawn(reservation.run_until_stopped(cancel.clone()));
-    Ok(Services { menu_url, reservation_url, stream_prefix, _databases: (menu_db, reservation_db), cancel })
+    let reservation = Running::spawn(reservation.port()?, |cancel| reservation.run_until_stopped(cancel));
+    Ok(Services { menu, reservation, stream_prefix, _databases: (menu_db, reservation_db) })
 }
 
 #[tokio::test]
 async fn the_request_id_becomes_the_events_correlation_id() -> TestResult {
     let services = services().await?;
-    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let gateway = spawn_gateway(services.gateway_settings()).await?;
     let menu = json!({"name": "Lunch", "items": [{"name": "Soup", "category": "starter", "price_cents": 650, "currency": "EUR"}]});
 
     let given = gateway
@@ -75,7 +70,7 @@ async fn the_request_id_becomes_the_events_correlation_id() -> TestResult {
 #[tokio::test]
 async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() -> TestResult {
     let services = services().await?;
-    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let gateway = spawn_gateway(services.gateway_settings()).await?;
     let document = gateway.get_json("/api-docs/openapi.json").await?;
     for path in [
         "/api/v1/menus",
@@ -105,7 +100,7 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
 #[tokio::test]
 async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
     let services = services().await?;
-    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&services.menu_url, &services.reservation_url)).await?;
+    let gateway = spawn_gateway(services.gateway_settings()).await?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-events.sh");
     let output = tokio::process::Command::new("bash")
         .arg(&script)

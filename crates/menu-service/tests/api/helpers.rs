@@ -5,29 +5,21 @@ use serde_json::{Value, json};
 use service_kit::Settings;
 use std::time::Duration;
 use testkit::stream::Entry;
-use testkit::{Api, TestDb};
-use tokio_util::sync::CancellationToken;
+use testkit::{Running, TestDb};
 
 pub type TestResult = anyhow::Result<()>;
 
 pub struct TestApp {
-    pub api: Api,
+    pub service: Running,
     pub db: TestDb,
     pub settings: Settings,
-    cancel: CancellationToken,
 }
 
 impl std::ops::Deref for TestApp {
-    type Target = Api;
+    type Target = Running;
 
-    fn deref(&self) -> &Api {
-        &self.api
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+    fn deref(&self) -> &Running {
+        &self.service
     }
 }
 
@@ -49,10 +41,8 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 
 pub async fn spawn_with(settings: Settings, db: TestDb) -> anyhow::Result<TestApp> {
     let application = Application::build(&settings).await?;
-    let api = Api::on_port(application.port()?);
-    let cancel = CancellationToken::new();
-    tokio::spawn(application.run_until_stopped(cancel.clone()));
-    Ok(TestApp { api, db, settings, cancel })
+    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel));
+    Ok(TestApp { service, db, settings })
 }
 
 pub fn lunch() -> Value {

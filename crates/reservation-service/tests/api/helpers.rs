@@ -7,30 +7,22 @@ use reservation_service::{Application, BookingSettings};
 use serde_json::{Value, json};
 use service_kit::Settings;
 pub use testkit::eventually;
-use testkit::{Api, TestDb};
-use tokio_util::sync::CancellationToken;
+use testkit::{Running, TestDb};
 
 pub type TestResult = anyhow::Result<()>;
 
 /// A running reservation service.
 pub struct TestApp {
-    pub api: Api,
+    pub service: Running,
     pub db: TestDb,
     pub settings: Settings,
-    cancel: CancellationToken,
 }
 
 impl std::ops::Deref for TestApp {
-    type Target = Api;
+    type Target = Running;
 
-    fn deref(&self) -> &Api {
-        &self.api
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+    fn deref(&self) -> &Running {
+        &self.service
     }
 }
 
@@ -50,24 +42,15 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_with(settings: Settings, db: TestDb, booking: BookingSettings) -> anyhow::Result<TestApp> {
     testkit::init_tracing();
     let application = Application::build(&settings, &booking).await?;
-    let api = Api::on_port(application.port()?);
-    let cancel = CancellationToken::new();
-    tokio::spawn(application.run_until_stopped(cancel.clone()));
-    Ok(TestApp { api, db, settings, cancel })
+    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel));
+    Ok(TestApp { service, db, settings })
 }
 
 /// The menu and reservation services on the same streams, each on its own schema.
 pub struct Platform {
-    pub menus: Api,
+    pub menus: Running,
     pub reservations: TestApp,
     _menu_db: TestDb,
-    cancel_menus: CancellationToken,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        self.cancel_menus.cancel();
-    }
 }
 
 pub async fn spawn_platform() -> anyhow::Result<Platform> {
@@ -76,10 +59,8 @@ pub async fn spawn_platform() -> anyhow::Result<Platform> {
     let menu_settings =
         Settings { stream_prefix: reservations.settings.stream_prefix.clone(), ..test_settings(&menu_db) };
     let menu_service = menu_service::Application::build(&menu_settings).await?;
-    let menus = Api::on_port(menu_service.port()?);
-    let cancel_menus = CancellationToken::new();
-    tokio::spawn(menu_service.run_until_stopped(cancel_menus.clone()));
-    Ok(Platform { menus, reservations, _menu_db: menu_db, cancel_menus })
+    let menus = Running::spawn(menu_service.port()?, |cancel| menu_service.run_until_stopped(cancel));
+    Ok(Platform { menus, reservations, _menu_db: menu_db })
 }
 
 /// Tomorrow at `hour`:00 UTC.
