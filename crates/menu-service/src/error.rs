@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use events::MenuId;
 use events::outbox::AppendError;
 use service_kit::Problem;
+use service_kit::extract::StaleVersion;
 use service_kit::values::FieldError;
 
 /// Everything a menu request can fail with.
@@ -20,14 +21,9 @@ pub enum Error {
     /// No menu with that id. HTTP 404.
     #[error("there is no menu {0}")]
     MenuNotFound(MenuId),
-    /// `If-Match` names another version than the current one: a version conflict. HTTP 409.
-    #[error("the menu is at version {current}, not {expected}; reload it and try again")]
-    StaleVersion {
-        /// The version the client had.
-        expected: i64,
-        /// The version stored.
-        current: i64,
-    },
+    /// `If-Match` names another version than the current one. HTTP 409.
+    #[error("the menu {0}")]
+    StaleVersion(#[from] StaleVersion),
     /// The database failed. HTTP 503 when unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -52,7 +48,7 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::NoSuchItem(_)) | Self::MenuNotFound(_) => Problem::not_found(self.to_string()),
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
-            Self::StaleVersion { .. } => Problem::conflict(self.to_string()),
+            Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::Store(StoreError::Database(cause)) | Self::Outbox(AppendError::Database(cause)) => {
                 Problem::database("the menu database", cause, &self)
             }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::Problem;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
-use service_kit::values::{FieldError, Page, parse, parse_optional};
+use service_kit::values::{Page, parse, parse_optional};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -133,10 +133,6 @@ fn menu_response(status: StatusCode, menu: &Menu) -> Response {
     response
 }
 
-fn parse_cents(field: &str, cents: i64) -> Result<Cents, FieldError> {
-    parse(field, cents)
-}
-
 /// An item as a client writes it: new items are available.
 #[derive(Debug, Deserialize, ToSchema)]
 struct ItemRequest {
@@ -161,7 +157,7 @@ impl ItemRequest {
             name: parse(format!("{at}name"), self.name)?,
             description: parse_optional(&format!("{at}description"), self.description)?,
             category: parse(format!("{at}category"), self.category)?,
-            price: Price::new(parse_cents(&format!("{at}price_cents"), self.price_cents)?, currency),
+            price: Price::new(parse::<Cents, _>(format!("{at}price_cents"), self.price_cents)?, currency),
         })
     }
 }
@@ -274,10 +270,10 @@ async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuP
 async fn activate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
 ) -> Result<Response, Error> {
-    change_status(&menus, &request_id, expected, menu_id, Menu::activate).await
+    change_status(&menus, &request_id, if_match, menu_id, Menu::activate).await
 }
 
 #[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(MenuPath, IfMatch), responses(
@@ -287,21 +283,21 @@ async fn activate(
 async fn deactivate(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
 ) -> Result<Response, Error> {
-    change_status(&menus, &request_id, expected, menu_id, Menu::deactivate).await
+    change_status(&menus, &request_id, if_match, menu_id, Menu::deactivate).await
 }
 
 /// Runs a status change and answers with the menu as it now is.
 async fn change_status(
     menus: &Menus,
     request_id: &str,
-    expected: Option<i64>,
+    if_match: IfMatch,
     menu_id: MenuId,
     command: fn(&mut Menu) -> Result<Option<events::MenuEvent>, crate::domain::DomainError>,
 ) -> Result<Response, Error> {
-    let menu = menus.change(menu_id, expected, request_id, command).await?;
+    let menu = menus.change(menu_id, if_match, request_id, command).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
@@ -313,12 +309,12 @@ async fn change_status(
 async fn add_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
     Json(body): Json<ItemRequest>,
 ) -> Result<Response, Error> {
     let item = body.parse("")?;
-    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.add_item(item).map(Some)).await?;
+    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.add_item(item).map(Some)).await?;
     Ok(menu_response(StatusCode::CREATED, &menu))
 }
 
@@ -356,7 +352,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 async fn edit_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<EditItem>,
 ) -> Result<Response, Error> {
@@ -364,10 +360,10 @@ async fn edit_item(
         name: parse_optional::<ItemName, _>("name", body.name)?,
         description: body.description.map(|d| parse_optional::<Description, _>("description", d)).transpose()?,
         category: parse_optional::<Category, _>("category", body.category)?,
-        price_cents: body.price_cents.map(|cents| parse_cents("price_cents", cents)).transpose()?,
+        price_cents: parse_optional::<Cents, _>("price_cents", body.price_cents)?,
         currency: parse_optional::<Currency, _>("currency", body.currency)?,
     };
-    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
+    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.update_item(item_id, changes)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
@@ -380,12 +376,12 @@ async fn edit_item(
 async fn replace_item(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<ItemRequest>,
 ) -> Result<Response, Error> {
     let changes = ItemChanges::from(body.parse("")?);
-    let menu = menus.change(menu_id, expected, &request_id, |menu| menu.update_item(item_id, changes)).await?;
+    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.update_item(item_id, changes)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }
 
@@ -401,11 +397,11 @@ struct Availability {
 async fn set_availability(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<Availability>,
 ) -> Result<Response, Error> {
     let menu =
-        menus.change(menu_id, expected, &request_id, |menu| menu.set_availability(item_id, body.available)).await?;
+        menus.change(menu_id, if_match, &request_id, |menu| menu.set_availability(item_id, body.available)).await?;
     Ok(menu_response(StatusCode::OK, &menu))
 }

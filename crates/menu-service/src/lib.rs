@@ -9,8 +9,8 @@ pub mod http;
 pub mod service;
 pub mod store;
 
-use anyhow::Context;
 use service_kit::Settings;
+use service_kit::foundation::{self, Foundation};
 use service_kit::http::Dependencies;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -36,19 +36,8 @@ impl Application {
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        service_kit::http::metrics();
-        let schema = settings.schema(DEFAULT_SCHEMA);
-        let pool = service_kit::database::connect(
-            settings.database(DEFAULT_SCHEMA),
-            schema,
-            settings.db_max_connections,
-            &MIGRATIONS,
-        )
-        .await?;
-        let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
-        let relay_config =
-            events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
-        let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
+        let Foundation { pool, redis, relay, listener } =
+            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), settings.streams());
         let router = service_kit::http::finish(
             http::router(menus),
@@ -56,8 +45,6 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        let port = settings.server_port.unwrap_or(DEFAULT_PORT);
-        let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
         Ok(Self { listener, router, relay })
     }
 
@@ -76,10 +63,6 @@ impl Application {
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(cancel.clone()));
-        tracing::info!(address = %self.listener.local_addr()?, "menu-service listening");
-        let served = service_kit::http::serve(self.listener, self.router, cancel.clone()).await;
-        cancel.cancel();
-        relay.await.context("the outbox relay panicked")?;
-        served.context("serving HTTP")
+        foundation::run("menu-service", self.listener, self.router, vec![relay], cancel).await
     }
 }

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::store;
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, MenuEvent, MenuId, Metadata, Streams};
+use service_kit::extract::IfMatch;
 use sqlx::PgPool;
 
 /// The name events carry as their `source`.
@@ -53,7 +54,7 @@ impl Menus {
 
     /// Applies `command` to menu `id`. If it yields an event, the version is
     /// bumped and the menu and its event commit together; if not, nothing is
-    /// written. `expected_version` (from `If-Match`) must match the stored one.
+    /// written. The version `if_match` names, if any, must be the stored one.
     ///
     /// # Errors
     /// No such menu, a stale version, the domain refuses, or the database failed.
@@ -61,17 +62,13 @@ impl Menus {
     pub async fn change(
         &self,
         id: MenuId,
-        expected_version: Option<i64>,
+        if_match: IfMatch,
         correlation_id: &str,
         command: impl FnOnce(&mut Menu) -> Result<Option<MenuEvent>, DomainError>,
     ) -> Result<Menu, Error> {
         let mut tx = self.pool.begin().await?;
         let mut menu = store::lock(&mut tx, id).await?.ok_or(Error::MenuNotFound(id))?;
-        if let Some(expected) = expected_version
-            && expected != menu.version
-        {
-            return Err(Error::StaleVersion { expected, current: menu.version });
-        }
+        if_match.check(menu.version)?;
         let Some(payload) = command(&mut menu)? else {
             return Ok(menu);
         };

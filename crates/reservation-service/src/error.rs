@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use events::outbox::AppendError;
 use events::{MenuItemId, ReservationId};
 use service_kit::Problem;
+use service_kit::extract::StaleVersion;
 use service_kit::values::FieldError;
 
 /// Everything a reservation request can fail with.
@@ -48,13 +49,8 @@ pub enum Error {
     #[error("there is no reservation {0}")]
     NotFound(ReservationId),
     /// `If-Match` names another version than the current one. HTTP 409.
-    #[error("the reservation is at version {current}, not {expected}; reload it and try again")]
-    StaleVersion {
-        /// The version the client had.
-        expected: i64,
-        /// The version stored.
-        current: i64,
-    },
+    #[error("the reservation {0}")]
+    StaleVersion(#[from] StaleVersion),
     /// The database failed. HTTP 503 when unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -89,7 +85,7 @@ impl IntoResponse for Error {
             Self::Unorderable { index, .. } => {
                 Problem::unprocessable(format!("pre_order[{index}].menu_item_id"), self.to_string())
             }
-            Self::NoCapacity { .. } | Self::StaleVersion { .. } => Problem::conflict(self.to_string()),
+            Self::NoCapacity { .. } | Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
             Self::Store(StoreError::Database(cause)) | Self::Outbox(AppendError::Database(cause)) => {
                 Problem::database("the reservation database", cause, &self)

@@ -318,10 +318,10 @@ async fn show(
 async fn confirm(
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Response, Error> {
-    let reservation = reservations.change(reservation_id, expected, &request_id, Reservation::confirm).await?;
+    let reservation = reservations.change(reservation_id, if_match, &request_id, Reservation::confirm).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
@@ -344,13 +344,13 @@ fn reason_schema() -> Object {
 async fn cancel(
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
     Json(body): Json<Cancellation>,
 ) -> Result<Response, Error> {
     let reason: CancelReason = parse("reason", body.reason)?;
     let reservation =
-        reservations.change(reservation_id, expected, &request_id, |reservation| reservation.cancel(reason)).await?;
+        reservations.change(reservation_id, if_match, &request_id, |reservation| reservation.cancel(reason)).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
@@ -361,9 +361,9 @@ async fn cancel(
 async fn complete(
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
-    IfMatch { version: expected }: IfMatch,
+    if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Response, Error> {
-    let reservation = reservations.change(reservation_id, expected, &request_id, Reservation::complete).await?;
+    let reservation = reservations.change(reservation_id, if_match, &request_id, Reservation::complete).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }

@@ -18,6 +18,7 @@ use anyhow::Context;
 use domain::{BookingPolicy, Duration};
 use events::{Consumer, ConsumerConfig, Inbox, Inboxed, MenuEvent};
 use service_kit::Settings;
+use service_kit::foundation::{self, Foundation};
 use service_kit::http::Dependencies;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -93,24 +94,10 @@ impl Application {
     /// # Errors
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
-        service_kit::http::metrics();
         let policy = booking.policy()?;
-        let schema = settings.schema(DEFAULT_SCHEMA);
-        let pool = service_kit::database::connect(
-            settings.database(DEFAULT_SCHEMA),
-            schema,
-            settings.db_max_connections,
-            &MIGRATIONS,
-        )
-        .await?;
-        let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
-        let port = settings.server_port.unwrap_or(DEFAULT_PORT);
-        let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-
+        let Foundation { pool, redis, relay, listener } =
+            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
-        let relay_config =
-            events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
-        let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
         let consumer_name = match &booking.consumer_name {
             Some(name) => name.clone(),
             None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
@@ -146,12 +133,7 @@ impl Application {
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(cancel.clone()));
         let consumer = tokio::spawn(self.consumer.run(cancel.clone()));
-        tracing::info!(address = %self.listener.local_addr()?, "reservation-service listening");
-        let served = service_kit::http::serve(self.listener, self.router, cancel.clone()).await;
-        cancel.cancel();
-        relay.await.context("the outbox relay panicked")?;
-        consumer.await.context("the menu-events consumer panicked")?;
-        served.context("serving HTTP")
+        foundation::run("reservation-service", self.listener, self.router, vec![relay, consumer], cancel).await
     }
 }
 
@@ -163,4 +145,28 @@ fn host_name() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Args;
+
+    #[test]
+    fn the_default_booking_settings_are_the_documented_ones() {
+        let command = BookingSettings::augment_args(clap::Command::new("reservation-service"));
+        let default_of = |name: &str| {
+            command
+                .get_arguments()
+                .find(|argument| argument.get_id() == name)
+                .and_then(|argument| argument.get_default_values().first().cloned())
+                .map(|value| value.to_string_lossy().into_owned())
+        };
+        let defaults = BookingSettings::default();
+        assert_eq!(default_of("restaurant_seats"), Some(defaults.restaurant_seats.to_string()));
+        assert_eq!(default_of("max_party_size"), Some(defaults.max_party_size.to_string()));
+        assert_eq!(default_of("default_duration_minutes"), Some(defaults.default_duration_minutes.to_string()));
+        assert_eq!(default_of("booking_horizon_days"), Some(defaults.booking_horizon_days.to_string()));
+        assert_eq!(default_of("consumer_name"), None);
+    }
 }

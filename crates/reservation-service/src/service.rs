@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::{menu_view, store};
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, Metadata, ReservationEvent, ReservationId, Streams};
+use service_kit::extract::IfMatch;
 use sqlx::PgPool;
 
 /// The name events carry as their `source`.
@@ -80,8 +81,8 @@ impl Reservations {
 
     /// Applies `command` to reservation `id`. If it yields an event, the
     /// version is bumped and the reservation and its event commit together;
-    /// if not, nothing is written. `expected_version` (from `If-Match`) must
-    /// match the stored one.
+    /// if not, nothing is written. The version `if_match` names, if any, must
+    /// be the stored one.
     ///
     /// # Errors
     /// No such reservation, a stale version, the domain refuses, or the database failed.
@@ -89,17 +90,13 @@ impl Reservations {
     pub async fn change(
         &self,
         id: ReservationId,
-        expected_version: Option<i64>,
+        if_match: IfMatch,
         correlation_id: &str,
         command: impl FnOnce(&mut Reservation) -> Result<Option<ReservationEvent>, DomainError>,
     ) -> Result<Reservation, Error> {
         let mut tx = self.pool.begin().await?;
         let mut reservation = store::lock(&mut tx, id).await?.ok_or(Error::NotFound(id))?;
-        if let Some(expected) = expected_version
-            && expected != reservation.version
-        {
-            return Err(Error::StaleVersion { expected, current: reservation.version });
-        }
+        if_match.check(reservation.version)?;
         let Some(payload) = command(&mut reservation)? else {
             return Ok(reservation);
         };

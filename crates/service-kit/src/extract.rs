@@ -21,6 +21,30 @@ pub struct IfMatch {
     pub version: Option<i64>,
 }
 
+impl IfMatch {
+    /// Checks that the client changes the version it saw, if it named one.
+    ///
+    /// # Errors
+    /// [`StaleVersion`] when the stored version is another one.
+    pub fn check(self, current: i64) -> Result<(), StaleVersion> {
+        match self.version {
+            Some(expected) if expected != current => Err(StaleVersion { expected, current }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `If-Match` names another version than the stored one: someone changed the
+/// resource since the client read it. A version conflict, HTTP 409.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is at version {current}, not {expected}; reload it and try again")]
+pub struct StaleVersion {
+    /// The version the client had.
+    pub expected: i64,
+    /// The version stored.
+    pub current: i64,
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = Problem;
 

@@ -13,6 +13,7 @@
 
 pub mod database;
 pub mod extract;
+pub mod foundation;
 pub mod http;
 pub mod openapi;
 pub mod problem;
