@@ -2,7 +2,8 @@
 //!
 //! 1. raw `XADD` rate, by `redis-benchmark` (pipelined 16 deep, the same
 //!    seven fields and sizes as a real entry);
-//! 2. the relay's publish rate: committed outbox rows → Redis, marked published;
+//! 2. the relay's publish rate: a running relay moves a backlog of committed
+//!    outbox rows to the stream (timed until the stream has added them all);
 //! 3. `pgbench` running a transaction of two single-row inserts (the floor of a
 //!    command that writes state plus an outbox row);
 //! 4. end to end: concurrent writers append events in their own transactions,
@@ -11,7 +12,8 @@
 //!    (append → applied) at half that rate.
 //!
 //! `cargo run --release -p events --example backbone_bench` (PostgreSQL and
-//! Redis running; `BENCH_EVENTS` sets the event count, default 20000).
+//! Redis running; `BENCH_EVENTS` sets the event count, default 20000;
+//! `BENCH_PUBLISH_ONLY=1` stops after the relay's publish rate, for profiling).
 
 use anyhow::Context;
 use events::menu::MenuItem;
@@ -27,6 +29,10 @@ use std::time::{Duration, Instant};
 use testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
+/// As in the services: the relay allocates and frees a few strings per event.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WRITERS: usize = 16;
 
 #[tokio::main]
@@ -38,6 +44,10 @@ async fn main() -> anyhow::Result<()> {
     println!("raw XADD (redis-benchmark, -P 16)          {raw:>10.0} entries/s");
 
     let publish = publish_rate(events).await?;
+    if std::env::var_os("BENCH_PUBLISH_ONLY").is_some() {
+        println!("relay publish (outbox → stream)             {publish:>10.0} events/s");
+        return Ok(());
+    }
     println!("relay publish (outbox → stream)             {publish:>10.0} events/s   {:.2} × raw XADD", publish / raw);
 
     let pgbench = pgbench_rate()?;
@@ -137,20 +147,30 @@ async fn publish_rate(events: usize) -> anyhow::Result<f64> {
         tx.commit().await?;
     }
     let redis = testkit::redis_client()?;
-    let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
+    let stream = streams.of::<MenuEvent>();
     let mut connection = redis.get_multiplexed_async_connection().await?;
+    let cancel = CancellationToken::new();
+    let relay = OutboxRelay::new(db.pool.clone(), redis, RelayConfig::default());
     let started = Instant::now();
+    let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut published = 0;
-    loop {
-        let batch = relay.publish_batch(&mut connection).await?;
-        if batch == 0 {
-            break;
-        }
-        published += batch;
+    while published < events {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        published = entries_added(&mut connection, &stream).await?;
     }
     let rate = published as f64 / started.elapsed().as_secs_f64();
-    delete_key(&streams.of::<MenuEvent>())?;
+    cancel.cancel();
+    relay.await?;
+    delete_key(&stream)?;
     Ok(rate)
+}
+
+/// How many entries were ever added to `stream` (`XLEN` stops growing at the
+/// stream's cap).
+async fn entries_added(connection: &mut redis::aio::MultiplexedConnection, stream: &str) -> anyhow::Result<usize> {
+    let mut info: std::collections::HashMap<String, redis::Value> =
+        redis::cmd("XINFO").arg("STREAM").arg(stream).query_async(connection).await.unwrap_or_default();
+    Ok(info.remove("entries-added").map(redis::from_redis_value).transpose()?.unwrap_or(0))
 }
 
 fn pgbench_rate() -> anyhow::Result<f64> {

@@ -42,8 +42,8 @@
 //!
 //! Redis must run with AOF (`appendonly yes`, and `appendfsync always` to lose
 //! nothing on a crash) for a stream to survive a Redis restart. Without it, a
-//! restart empties the streams: events already published are gone from Redis
-//! (they remain in the outbox until pruned) and consumer groups are recreated.
+//! restart empties the streams: events already published are gone (the outbox
+//! let go of them when they were published) and consumer groups are recreated.
 
 #![deny(missing_docs)]
 

@@ -67,7 +67,7 @@ async fn a_relay_killed_between_xadd_and_commit_publishes_twice_and_the_inbox_ab
     // A relay that dies after its XADD pipeline and before its commit leaves
     // the entries on the stream and, its delete rolled back, the same rows in
     // the outbox. Re-appending the very same events (same ids) is that state.
-    let relay = harness.relay();
+    let mut relay = harness.relay();
     relay.publish_batch(&mut harness.connection().await?).await?;
     assert_eq!(harness.unpublished().await?, 0);
     harness.append(&events).await?;

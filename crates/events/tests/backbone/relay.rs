@@ -116,6 +116,35 @@ async fn a_rolled_back_transaction_publishes_nothing() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_row_committed_after_later_rows_were_published_is_still_published() -> TestResult {
+    let harness = Harness::new().await?;
+    let mut relay = harness.relay();
+    let mut connection = harness.connection().await?;
+    // The late writer takes the lowest seq and keeps its transaction open…
+    let late = menu_created("Late");
+    let mut late_writer = harness.pool().begin().await?;
+    events::outbox::append(&mut late_writer, &harness.streams, std::slice::from_ref(&late)).await?;
+    // …while others commit and are published, claim after claim, which would
+    // carry the relay's scan horizon past the late row if nothing held it.
+    for round in 0..6 {
+        harness.append(&[menu_created(&format!("On time {round}"))]).await?;
+        assert_eq!(relay.publish_batch(&mut connection).await?, 1);
+    }
+    late_writer.commit().await?;
+
+    assert_eq!(relay.publish_batch(&mut connection).await?, 1, "the late row was skipped");
+    harness.append(&[menu_created("After")]).await?;
+    assert_eq!(relay.publish_batch(&mut connection).await?, 1);
+    assert_eq!(harness.unpublished().await?, 0);
+    let range: StreamRangeReply =
+        redis::cmd("XRANGE").arg(harness.stream::<MenuEvent>()).arg("-").arg("+").query_async(&mut connection).await?;
+    let ids: Vec<String> = range.ids.iter().filter_map(|entry| entry.get("id")).collect();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(ids[6], late.id.to_string());
+    Ok(())
+}
+
+#[tokio::test]
 async fn each_family_goes_to_its_own_stream() -> TestResult {
     let harness = Harness::new().await?;
     harness.append(&[menu_created("A"), menu_created("B")]).await?;
@@ -138,7 +167,7 @@ async fn streams_are_capped_at_roughly_their_max_len() -> TestResult {
     let harness = Harness::new().await?;
     let events = availability_changes(uuid::Uuid::now_v7(), 3000);
     harness.append(&events).await?;
-    let relay = harness.relay_with(events::RelayConfig { stream_max_len: 500, ..fast_relay() });
+    let mut relay = harness.relay_with(events::RelayConfig { stream_max_len: 500, ..fast_relay() });
     while relay.publish_batch(&mut harness.connection().await?).await? > 0 {}
 
     let len = harness.stream_len(&harness.stream::<MenuEvent>()).await?;

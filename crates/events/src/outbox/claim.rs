@@ -1,0 +1,202 @@
+//! Claiming a batch: deleting the oldest committed rows and returning them.
+//!
+//! Deleted rows stay in the primary-key index until vacuum removes them, and
+//! an index scan from the start of the table steps over every one of them: a
+//! relay that had published 400,000 rows spent most of each claim walking past
+//! the dead ones. So the relay remembers a [`Horizon`], a `seq` at or below
+//! which no row can exist any more, and scans from there.
+//!
+//! Knowing that is not trivial, because `seq` is taken at insert and rows
+//! become visible at commit: a writer may hold `seq` 100 uncommitted while
+//! `seq` 101 is already published. Every such row belongs to a transaction
+//! that was running when the claim's snapshot was taken, that is, one whose
+//! id is below the snapshot's `xmax`. Once the oldest running transaction
+//! (`xmin`) of a later claim is past that `xmax`, all of them have finished,
+//! and that later claim, scanning from the old horizon, saw and took every row
+//! they committed. Only then does the horizon move up to the earlier claim's
+//! last `seq`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// One claimed outbox row.
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub stream: String,
+    pub event_type: String,
+    pub aggregate_id: Uuid,
+    pub version: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub data: String,
+    pub metadata: String,
+}
+
+/// What one claim deleted and what its snapshot said about running writers.
+#[derive(Default)]
+pub(super) struct Claimed {
+    /// The rows, in `seq` order.
+    pub rows: Vec<OutboxRow>,
+    /// The claim's snapshot, when it took any rows.
+    snapshot: Option<Snapshot>,
+}
+
+/// Which transactions a claim's snapshot could not see.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct Snapshot {
+    /// Every transaction below this id had finished.
+    snapshot_xmin: i64,
+    /// Every transaction that had not finished was at or above `xmin` and
+    /// below this id.
+    snapshot_xmax: i64,
+}
+
+/// A claimed row with the claim's snapshot, as the statement returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    row: OutboxRow,
+    #[sqlx(flatten)]
+    snapshot: Snapshot,
+}
+
+/// A `seq` at or below which the outbox holds no row and never will again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Horizon {
+    /// Rows with `seq` up to this are gone for good.
+    settled: i64,
+    /// A claim's last `seq`, waiting for the writers running during that claim
+    /// to finish.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    last_seq: i64,
+    snapshot_xmax: i64,
+}
+
+impl Horizon {
+    /// Where the next claim starts scanning (exclusive).
+    pub fn settled(self) -> i64 {
+        self.settled
+    }
+
+    /// The horizon after `claim`, the first claim of a transaction that has
+    /// committed. It scanned from [`Self::settled`], so it took every row
+    /// visible to it from there up to its last `seq`.
+    #[must_use]
+    pub fn after(self, claim: &Claimed) -> Self {
+        let (Some(snapshot), Some(last)) = (claim.snapshot, claim.rows.last()) else {
+            return self;
+        };
+        let mut next = self;
+        if let Some(pending) = self.pending
+            && snapshot.snapshot_xmin >= pending.snapshot_xmax
+        {
+            // Every writer that could have held a `seq` up to `pending.last_seq`
+            // had finished before this claim, which took everything visible up
+            // to its own last `seq`.
+            next.settled = self.settled.max(pending.last_seq.min(last.seq));
+            next.pending = None;
+        }
+        if next.pending.is_none() {
+            next.pending = Some(Pending { last_seq: last.seq, snapshot_xmax: snapshot.snapshot_xmax });
+        }
+        next
+    }
+}
+
+/// Deletes the oldest committed rows after `after` (at most `limit`) in `tx`
+/// and returns them; nothing if another relay holds the publishing lock.
+pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Result<Claimed, sqlx::Error> {
+    // The advisory lock is taken once (an init plan) before any row is
+    // claimed; without it the statement claims nothing. Holding it, the relay
+    // is the only one deleting rows, so the batch is a range of the primary
+    // key: rows not committed yet are invisible and wait for a later batch.
+    let claimed: Vec<ClaimedRow> = sqlx::query_as(
+        "WITH publisher AS (
+             SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint) AS held
+         ), snapshot AS (
+             SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin,
+                    pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS xmax
+         )
+         DELETE FROM outbox
+         WHERE (SELECT held FROM publisher)
+           AND seq > $1
+           AND seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch)
+         RETURNING seq, event_id, stream, event_type, aggregate_id, version, occurred_at,
+                   data::text AS data, metadata::text AS metadata,
+                   (SELECT xmin FROM snapshot) AS snapshot_xmin, (SELECT xmax FROM snapshot) AS snapshot_xmax",
+    )
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(tx)
+    .await?;
+    let snapshot = claimed.first().map(|claimed| claimed.snapshot);
+    let mut rows: Vec<OutboxRow> = claimed.into_iter().map(|claimed| claimed.row).collect();
+    rows.sort_unstable_by_key(|row| row.seq);
+    Ok(Claimed { rows, snapshot })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim whose snapshot had `xmin`/`xmax` and which took `seqs`.
+    fn claimed(seqs: &[i64], snapshot_xmin: i64, snapshot_xmax: i64) -> Claimed {
+        let rows = seqs
+            .iter()
+            .map(|&seq| OutboxRow {
+                seq,
+                event_id: Uuid::nil(),
+                stream: String::new(),
+                event_type: String::new(),
+                aggregate_id: Uuid::nil(),
+                version: 1,
+                occurred_at: DateTime::UNIX_EPOCH,
+                data: String::new(),
+                metadata: String::new(),
+            })
+            .collect();
+        Claimed { rows, snapshot: Some(Snapshot { snapshot_xmin, snapshot_xmax }) }
+    }
+
+    #[test]
+    fn the_horizon_waits_until_every_writer_running_during_a_claim_has_finished() {
+        // Claim 1 takes seqs 1..=3 while transaction 10 is running.
+        let horizon = Horizon::default().after(&claimed(&[1, 2, 3], 10, 12));
+        assert_eq!(horizon.settled(), 0);
+        // Transaction 10 is still running: it may hold seq 0..3 uncommitted.
+        let horizon = horizon.after(&claimed(&[4, 5], 10, 14));
+        assert_eq!(horizon.settled(), 0);
+        // Everything below 12 has finished, and this claim scanned from 0.
+        let horizon = horizon.after(&claimed(&[6], 12, 15));
+        assert_eq!(horizon.settled(), 3);
+        // The next candidate is that claim's last seq, 6, settled after 15.
+        let horizon = horizon.after(&claimed(&[7], 14, 16));
+        assert_eq!(horizon.settled(), 3);
+        let horizon = horizon.after(&claimed(&[8], 15, 17));
+        assert_eq!(horizon.settled(), 6);
+    }
+
+    #[test]
+    fn the_horizon_never_passes_what_the_settling_claim_itself_covered() {
+        let horizon = Horizon::default().after(&claimed(&[100], 5, 6));
+        // A late row (seq 40) is the whole of the next claim: only up to 40 is
+        // known to be gone, not up to 100.
+        let horizon = horizon.after(&claimed(&[40], 6, 7));
+        assert_eq!(horizon.settled(), 40);
+    }
+
+    #[test]
+    fn an_empty_claim_or_one_without_the_lock_moves_nothing() {
+        let horizon = Horizon::default().after(&claimed(&[1, 2], 5, 6));
+        let empty = Claimed::default();
+        let unchanged = horizon.after(&empty);
+        assert_eq!(unchanged.settled(), 0);
+        assert_eq!(unchanged.after(&claimed(&[3], 6, 7)).settled(), 2);
+    }
+}

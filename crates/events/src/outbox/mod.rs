@@ -1,0 +1,99 @@
+//! The transactional outbox: events are rows written with the state change, and
+//! a relay moves committed rows to Redis.
+//!
+//! A service never talks to Redis while it changes state. It calls [`append`]
+//! inside its own transaction, so the change and its events commit or vanish
+//! together. The [`OutboxRelay`] then publishes committed rows with `XADD` in
+//! `seq` order, deleting them in the same PostgreSQL transaction: if `XADD`
+//! fails the delete rolls back and the rows wait for the next attempt.
+//!
+//! * **Waking.** `append` sends `NOTIFY` on a channel named after the schema;
+//!   the relay `LISTEN`s and also polls, so a lost notification or a dropped
+//!   listener delays an event by at most one poll interval.
+//! * **Order.** Every claim statement first takes a per-schema advisory
+//!   lock and claims nothing without it. Several relays (one per service
+//!   instance) can therefore run: one publishes at a time and the others stand
+//!   by, so the stream never shows a later batch before an earlier one.
+//!   Holding that lock, a relay is the only one deleting rows, so it claims a
+//!   range of `seq` rather than locking rows one by one with `FOR UPDATE SKIP
+//!   LOCKED` (which costs a second write per row). Rows of one aggregate are
+//!   committed in version order (writers of an aggregate serialize on its
+//!   row), and a claim takes every row visible to it in `seq` order, so each
+//!   aggregate's events reach the stream in commit order.
+//! * **Overlap.** One relay transaction publishes up to eight batches.
+//!   PostgreSQL deletes the next batch while the current one is encoded and
+//!   its `XADD`s are in flight; batches are sent strictly one after another.
+//! * **Dead rows.** The relay scans from a horizon below which no row can
+//!   appear any more, instead of stepping over every deleted row that vacuum
+//!   has not removed yet (see `claim` for why the horizon is safe).
+//! * **Redis down.** Rows stay unpublished and the relay retries with backoff;
+//!   when Redis returns it catches up in batches.
+//! * **At least once.** A crash between `XADD` and the commit that deletes the
+//!   rows leaves them in the outbox, and they are sent again: consumers
+//!   deduplicate by event id (see [`crate::inbox`]).
+//! * **Retention.** A published row leaves the outbox at once (marking rows
+//!   and pruning them later costs ten times more per row: an `UPDATE` of 500
+//!   rows took 6–8 ms here, a `DELETE` 0.7 ms). What was published is on the
+//!   stream, capped with `XADD … MAXLEN ~ stream_max_len`.
+
+mod claim;
+mod relay;
+
+pub use relay::{OutboxRelay, RelayConfig, RelayError};
+
+use crate::encoding::{EncodedEvent, Streams};
+use crate::envelope::{DomainEvent, Event};
+use sqlx::PgConnection;
+
+/// Why appending to the outbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// An event could not be encoded.
+    #[error("encoding event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The insert failed; the caller's transaction should be rolled back.
+    #[error("inserting into the outbox: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Appends `events` to the outbox inside the caller's transaction.
+///
+/// The events are published only if and when that transaction commits.
+///
+/// # Errors
+/// Encoding or the insert failed; roll the transaction back.
+pub async fn append<E: Event>(
+    tx: &mut PgConnection,
+    streams: &Streams,
+    events: &[DomainEvent<E>],
+) -> Result<(), AppendError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let stream = streams.of::<E>();
+    let encoded = events.iter().map(EncodedEvent::encode).collect::<Result<Vec<_>, _>>()?;
+    // `pg_current_xact_id()` is evaluated once, before the first row takes its
+    // `seq`: a writer has its transaction id before it holds a `seq`, which the
+    // relay's scan horizon relies on (see `claim`).
+    sqlx::query(
+        "WITH appended AS (
+             INSERT INTO outbox (event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata)
+             SELECT id, $2, event_type, aggregate_id, version, occurred_at, data::json, metadata::json
+             FROM UNNEST($1::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
+                  AS e(id, event_type, aggregate_id, version, occurred_at, data, metadata)
+             WHERE pg_current_xact_id() IS NOT NULL
+         )
+         SELECT pg_notify(concat('outbox_', current_schema()), '')",
+    )
+    .bind(encoded.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
+    .bind(&stream)
+    .bind(encoded.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.aggregate_id).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+    .bind(encoded.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The relay: moves committed outbox rows to their streams.
+
+use super::claim::{Horizon, OutboxRow, claim};
+use crate::backoff::{Backoff, LogLimiter};
+use crate::encoding::EncodedEvent;
+use crate::metrics as names;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often the backlog gauges are refreshed.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How the relay batches, waits and caps streams.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows per claim and per `XADD` pipeline; a transaction publishes up to
+    /// eight such batches.
+    pub batch_size: usize,
+    /// Longest wait between looks at the outbox when no notification comes.
+    pub poll_interval: Duration,
+    /// Approximate cap of every stream (`XADD … MAXLEN ~`).
+    pub stream_max_len: usize,
+    /// Waits between attempts while Redis or PostgreSQL is unreachable.
+    pub backoff: Backoff,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            stream_max_len: 100_000,
+            backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(5) },
+        }
+    }
+}
+
+/// Why one relay step failed. The relay itself retries; this is for callers of
+/// [`OutboxRelay::publish_batch`] and for the logs.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// PostgreSQL failed.
+    #[error("outbox database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Redis failed; the rows stay unpublished.
+    #[error("publishing to redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// How many batches one relay transaction publishes: a crash re-publishes at
+/// most this many.
+const BATCHES_PER_TRANSACTION: usize = 8;
+
+/// How many claimed batches may wait for their turn to be sent.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Publishes committed outbox rows to Redis. Run one per service instance.
+#[derive(Debug, Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    redis: redis::Client,
+    config: RelayConfig,
+    horizon: Horizon,
+}
+
+impl OutboxRelay {
+    /// A relay for the outbox in `pool`'s schema, publishing through `redis`.
+    pub fn new(pool: PgPool, redis: redis::Client, config: RelayConfig) -> Self {
+        Self { pool, redis, config, horizon: Horizon::default() }
+    }
+
+    /// Publishes until `cancel` fires, surviving outages of Redis and PostgreSQL.
+    /// A batch under way when `cancel` fires is finished first.
+    #[tracing::instrument(name = "outbox_relay", skip_all)]
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut redis: Option<MultiplexedConnection> = None;
+        let mut listener: Option<PgListener> = None;
+        let mut failures = 0u32;
+        let mut limiter = LogLimiter::new(Duration::from_secs(10));
+        let mut last_backlog: Option<Instant> = None;
+
+        while !cancel.is_cancelled() {
+            if listener.is_none() {
+                listener = self.listen().await.ok();
+            }
+            match self.drain(&mut redis).await {
+                Ok(published) => {
+                    if failures > 0 {
+                        tracing::info!(published, "outbox relay recovered");
+                        limiter.reset();
+                    }
+                    failures = 0;
+                }
+                Err(error) => {
+                    redis = None;
+                    failures += 1;
+                    if let Some(suppressed) = limiter.admit() {
+                        tracing::warn!(error = %error, suppressed, "outbox relay cannot publish; rows are kept and retried");
+                    }
+                    let delay = self.config.backoff.delay(failures);
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            }
+            if last_backlog.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
+                last_backlog = Some(Instant::now());
+                if let Err(error) = self.record_backlog().await {
+                    tracing::debug!(error = %error, "reading the outbox backlog failed");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                woke = next_notification(&mut listener) => {
+                    if woke.is_err() {
+                        listener = None;
+                    }
+                }
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+            if let Some(listener) = listener.as_mut() {
+                while listener.next_buffered().is_some() {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await?;
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(&format!("outbox_{schema}")).await?;
+        Ok(listener)
+    }
+
+    async fn drain(&mut self, redis: &mut Option<MultiplexedConnection>) -> Result<usize, RelayError> {
+        let redis = match redis {
+            Some(connection) => connection,
+            None => redis.insert(self.connect().await?),
+        };
+        let mut database = self.pool.acquire().await?;
+        let mut total = 0;
+        loop {
+            let published = self.publish_batches(&mut database, redis, BATCHES_PER_TRANSACTION).await?;
+            total += published;
+            if published < self.config.batch_size * BATCHES_PER_TRANSACTION {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        self.redis.get_multiplexed_async_connection_with_config(&config).await
+    }
+
+    /// Publishes one batch of the oldest rows and deletes them from the outbox.
+    /// Returns how many were published: 0 when the outbox is empty or another
+    /// relay holds the publishing lock.
+    ///
+    /// # Errors
+    /// PostgreSQL or Redis failed; the rows stay in the outbox.
+    pub async fn publish_batch(&mut self, redis: &mut MultiplexedConnection) -> Result<usize, RelayError> {
+        let mut database = self.pool.acquire().await?;
+        self.publish_batches(&mut database, redis, 1).await
+    }
+
+    /// Publishes up to `batches` batches in one transaction and deletes them
+    /// all with its commit.
+    ///
+    /// Claiming and sending run side by side: while one batch is encoded and
+    /// its `XADD`s are in flight, PostgreSQL already deletes the next, so
+    /// neither waits for the other except through a queue of
+    /// [`BATCHES_IN_FLIGHT`]. Batches are sent one after the other, in claim
+    /// order, and the publishing lock is held throughout, so they reach the
+    /// stream in order. If anything fails, everything is rolled back and rows
+    /// already on the stream are published again later (at least once).
+    async fn publish_batches(
+        &mut self,
+        database: &mut PgConnection,
+        redis: &MultiplexedConnection,
+        batches: usize,
+    ) -> Result<usize, RelayError> {
+        // Losing this commit in a PostgreSQL crash only brings the rows back to
+        // be published again, which at-least-once delivery allows; so the relay
+        // does not wait for the WAL flush.
+        let mut tx = database.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+        let after = self.horizon.settled();
+        let limit = self.config.batch_size;
+        let (queue, mut claimed) = mpsc::channel::<Vec<OutboxRow>>(BATCHES_IN_FLIGHT);
+        let mut horizon = self.horizon;
+        let claiming = async {
+            for batch in 0..batches {
+                let next = claim(&mut tx, after, limit).await?;
+                if batch == 0 {
+                    horizon = self.horizon.after(&next);
+                }
+                let full = next.rows.len() == limit;
+                if next.rows.is_empty() || queue.send(next.rows).await.is_err() {
+                    break;
+                }
+                if !full {
+                    break;
+                }
+            }
+            drop(queue);
+            Ok::<_, RelayError>(())
+        };
+        let mut per_stream: HashMap<String, u64> = HashMap::new();
+        let sending = async {
+            let mut published = 0;
+            let mut connection = redis.clone();
+            while let Some(rows) = claimed.recv().await {
+                published += rows.len();
+                self.pipeline(rows, &mut per_stream).query_async::<()>(&mut connection).await?;
+            }
+            Ok::<_, RelayError>(published)
+        };
+        let (claimed, sent) = tokio::join!(claiming, sending);
+        let published = sent?;
+        claimed?;
+        if published == 0 {
+            return Ok(0);
+        }
+        tx.commit().await?;
+        self.horizon = horizon;
+        for (stream, count) in per_stream {
+            metrics::counter!(names::PUBLISHED, "stream" => stream).increment(count);
+        }
+        Ok(published)
+    }
+
+    /// One `XADD … MAXLEN ~` per row, in order, counting rows per stream.
+    fn pipeline(&self, rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
+        let mut pipeline = redis::pipe();
+        for row in rows {
+            let stream = row.stream;
+            let event = EncodedEvent {
+                id: row.event_id.into(),
+                event_type: row.event_type,
+                aggregate_id: row.aggregate_id,
+                version: row.version,
+                occurred_at: row.occurred_at,
+                data: row.data,
+                metadata: row.metadata,
+            };
+            pipeline
+                .cmd("XADD")
+                .arg(&stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.stream_max_len)
+                .arg("*")
+                .arg(&event.into_fields()[..])
+                .ignore();
+            *per_stream.entry(stream).or_default() += 1;
+        }
+        pipeline
+    }
+
+    async fn record_backlog(&self) -> Result<(), sqlx::Error> {
+        let (backlog, age): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        #[allow(clippy::cast_precision_loss, reason = "a gauge; precision beyond 2^53 rows is moot")]
+        metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
+        metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.unwrap_or(0.0));
+        Ok(())
+    }
+}
+
+async fn next_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
+    match listener {
+        Some(listener) => listener.recv().await.map(drop),
+        None => std::future::pending().await,
+    }
+}
