@@ -16,22 +16,16 @@
 //! they committed. Only then does the horizon move up to the earlier claim's
 //! last `seq`.
 
-use chrono::{DateTime, Utc};
+use crate::encoding::EncodedEvent;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-/// One claimed outbox row.
+/// One claimed outbox row: an event in wire form and where it goes.
 pub(super) struct OutboxRow {
     pub seq: i64,
-    pub event_id: Uuid,
     pub stream: String,
-    pub event_type: String,
-    pub aggregate_id: Uuid,
-    pub version: i64,
-    pub occurred_at: DateTime<Utc>,
-    pub data: String,
-    pub metadata: String,
+    pub event: EncodedEvent,
 }
 
 /// What one claim deleted and what its snapshot said about running writers.
@@ -66,14 +60,16 @@ impl sqlx::FromRow<'_, PgRow> for ClaimedRow {
         Ok(Self {
             row: OutboxRow {
                 seq: row.try_get(0)?,
-                event_id: row.try_get(1)?,
                 stream: row.try_get(2)?,
-                event_type: row.try_get(3)?,
-                aggregate_id: row.try_get(4)?,
-                version: row.try_get(5)?,
-                occurred_at: row.try_get(6)?,
-                data: row.try_get(7)?,
-                metadata: row.try_get(8)?,
+                event: EncodedEvent {
+                    id: row.try_get::<Uuid, _>(1)?.into(),
+                    event_type: row.try_get(3)?,
+                    aggregate_id: row.try_get(4)?,
+                    version: row.try_get(5)?,
+                    occurred_at: row.try_get(6)?,
+                    data: row.try_get(7)?,
+                    metadata: row.try_get(8)?,
+                },
             },
             snapshot: Snapshot { snapshot_xmin: row.try_get(9)?, snapshot_xmax: row.try_get(10)? },
         })
@@ -169,14 +165,16 @@ mod tests {
             .iter()
             .map(|&seq| OutboxRow {
                 seq,
-                event_id: Uuid::nil(),
                 stream: String::new(),
-                event_type: String::new(),
-                aggregate_id: Uuid::nil(),
-                version: 1,
-                occurred_at: DateTime::UNIX_EPOCH,
-                data: String::new(),
-                metadata: String::new(),
+                event: EncodedEvent {
+                    id: Uuid::nil().into(),
+                    event_type: String::new(),
+                    aggregate_id: Uuid::nil(),
+                    version: 1,
+                    occurred_at: chrono::DateTime::UNIX_EPOCH,
+                    data: String::new(),
+                    metadata: String::new(),
+                },
             })
             .collect();
         Claimed { rows, snapshot: Some(Snapshot { snapshot_xmin, snapshot_xmax }) }

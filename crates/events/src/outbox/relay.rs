@@ -2,7 +2,6 @@
 
 use super::claim::{Horizon, OutboxRow, claim};
 use crate::backoff::{Backoff, LogLimiter};
-use crate::encoding::EncodedEvent;
 use crate::metrics as names;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -241,17 +240,7 @@ impl OutboxRelay {
     /// One `XADD … MAXLEN ~` per row, in order, counting rows per stream.
     fn pipeline(&self, rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
         let mut pipeline = redis::pipe();
-        for row in rows {
-            let stream = row.stream;
-            let event = EncodedEvent {
-                id: row.event_id.into(),
-                event_type: row.event_type,
-                aggregate_id: row.aggregate_id,
-                version: row.version,
-                occurred_at: row.occurred_at,
-                data: row.data,
-                metadata: row.metadata,
-            };
+        for OutboxRow { stream, event, .. } in rows {
             pipeline
                 .cmd("XADD")
                 .arg(&stream)
