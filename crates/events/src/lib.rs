@@ -13,9 +13,10 @@
 //!    which the state changed but the event is lost, or the other way round.
 //! 2. **Relay.** The service's [`outbox::OutboxRelay`] wakes on `NOTIFY`
 //!    (polling as a fallback), reads committed rows in order and `XADD`s them to
-//!    the family's stream (`menu-events`, …), capped with `MAXLEN ~`, then marks
-//!    them published. If Redis is down the rows wait; if the relay dies between
-//!    `XADD` and marking, the rows are sent again. Delivery is **at least once**.
+//!    the family's stream (`menu-events`, …), capped with `MAXLEN ~`, deleting
+//!    them in the same transaction. If Redis is down the rows wait; if the relay
+//!    dies between `XADD` and its commit, the rows are sent again. Delivery is
+//!    **at least once**.
 //! 3. **Consume.** Every consuming service is a consumer group on the stream
 //!    and each of its instances a consumer ([`consumer`]). An entry is
 //!    acknowledged after its handler succeeds; failures are retried with
