@@ -2,12 +2,9 @@
 
 use api_gateway::{Application, GatewaySettings};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
-/// The proxy allocates and frees small buffers on every request; mimalloc
-/// does that with less CPU than the system allocator.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: service_kit::Allocator = service_kit::Allocator;
 
 /// The platform's single entry point.
 #[derive(Debug, Parser)]
@@ -22,7 +19,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     service_kit::telemetry::init();
     let application = Application::build(&cli.settings).await?;
-    let cancel = CancellationToken::new();
-    tokio::spawn(service_kit::shutdown::cancel_on_signal(cancel.clone()));
+    let cancel = service_kit::shutdown::on_signal();
     application.run_until_stopped(cancel).await
 }

@@ -24,3 +24,9 @@ pub mod values;
 
 pub use problem::Problem;
 pub use settings::Settings;
+
+/// The allocator every binary of the platform installs with
+/// `#[global_allocator]`. The outbox relay, the consumers and the request
+/// paths allocate and free small strings per event and per request; mimalloc
+/// does that with less CPU than the system allocator.
+pub use mimalloc::MiMalloc as Allocator;

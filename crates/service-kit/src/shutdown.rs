@@ -3,6 +3,14 @@
 
 use tokio_util::sync::CancellationToken;
 
+/// A token that SIGTERM or Ctrl-C will cancel: what a `main` hands to its
+/// application.
+pub fn on_signal() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+    cancel
+}
+
 /// Cancels `cancel` on SIGTERM or Ctrl-C; returns when either came or the
 /// token was cancelled some other way.
 pub async fn cancel_on_signal(cancel: CancellationToken) {
