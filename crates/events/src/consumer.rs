@@ -16,10 +16,12 @@
 //! up any other command on its connection). Acknowledgements, dead letters and
 //! claims go through a second connection.
 //!
-//! Entries of one batch are grouped by aggregate: one aggregate's events are
-//! handled one after another in stream order, different aggregates
-//! concurrently (up to `concurrency`). An entry is acknowledged (`XACK`) only
-//! after its handler succeeded. A failed attempt is retried with backoff; after
+//! Reading and handling run side by side. Each entry goes to one of
+//! `concurrency` lanes chosen by its aggregate id, so one aggregate's events
+//! are handled one after another in stream order, also across reads, while
+//! other lanes go on; a slow handler holds up only its own lane, and never the
+//! next read. At most `batch_size` entries wait in the lanes at a time. An
+//! entry is acknowledged (`XACK`) only after its handler succeeded. A failed attempt is retried with backoff; after
 //! `max_deliveries` attempts the entry is copied, with its last error, to the
 //! dead-letter stream and acknowledged, in one `MULTI`. An entry whose `type`
 //! the consumer does not know (a newer producer) is acknowledged and counted;
@@ -36,7 +38,8 @@
 //! redelivers. Handlers with PostgreSQL effects use [`crate::inbox`] to make
 //! that harmless. When Redis goes away the consumer reconnects with backoff,
 //! logging at most one warning per ten seconds. Cancelling the token stops
-//! reading; the batch in hand is finished (retries stop), then `run` returns.
+//! reading; the entries already read are finished (retries stop), then `run`
+//! returns.
 
 use crate::backoff::{Backoff, LogLimiter};
 use crate::dead_letter;
@@ -44,7 +47,6 @@ use crate::encoding::{DecodeError, EncodedEvent, dead_letter_stream};
 use crate::envelope::{DomainEvent, Event};
 use crate::metrics as names;
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, RedisError, Value};
@@ -53,6 +55,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -72,11 +75,13 @@ pub struct ConsumerConfig {
     pub group: String,
     /// This instance's name within the group, unique per running instance.
     pub consumer: String,
-    /// Entries asked for per `XREADGROUP`.
+    /// Entries asked for per `XREADGROUP`, and the most that wait in the
+    /// lanes at once.
     pub batch_size: usize,
     /// How long one `XREADGROUP` blocks; also the longest wait for shutdown.
     pub block: Duration,
-    /// How many aggregates are handled at once.
+    /// How many lanes handle entries at once; an aggregate always goes
+    /// through the same lane.
     pub concurrency: usize,
     /// Attempts after which an entry is dead-lettered.
     pub max_deliveries: u32,
@@ -146,6 +151,45 @@ struct Pending<E> {
     event: DomainEvent<E>,
 }
 
+/// Queues of decoded entries, one per concurrently handled lane. An
+/// aggregate always maps to the same lane, so its events are handled one
+/// after another in stream order, across reads; different lanes run side by
+/// side. At most `batch_size` entries wait in all lanes together: reading
+/// pauses until there is room, so little is in hand when shutdown comes (a
+/// lane stuck behind one slow aggregate can fill that room and pause reading
+/// for all, as a whole batch waiting for its slowest entry did before).
+struct Lanes<E> {
+    queues: Vec<mpsc::Sender<Queued<E>>>,
+    room: Arc<Semaphore>,
+}
+
+/// An entry in a lane, holding its place until it has been handled.
+struct Queued<E> {
+    pending: Pending<E>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl<E> Lanes<E> {
+    /// `count` lanes holding at most `room` entries, and the receiving ends to
+    /// handle them from.
+    fn open(count: usize, room: usize) -> (Self, Vec<mpsc::Receiver<Queued<E>>>) {
+        let (queues, receivers) = (0..count).map(|_| mpsc::channel(room)).unzip();
+        (Self { queues, room: Arc::new(Semaphore::new(room)) }, receivers)
+    }
+
+    /// Queues `pending` on its aggregate's lane once there is room; `false` if
+    /// the lane has stopped.
+    async fn queue(&self, pending: Pending<E>) -> bool {
+        let Ok(place) = Arc::clone(&self.room).acquire_owned().await else {
+            return false;
+        };
+        let lanes = self.queues.len() as u128;
+        #[allow(clippy::cast_possible_truncation, reason = "the remainder is below the lane count")]
+        let lane = (pending.event.aggregate_id.as_u128() % lanes) as usize;
+        self.queues[lane].send(Queued { pending, _place: place }).await.is_ok()
+    }
+}
+
 /// How handling one entry ended, for the entries of the same aggregate behind it.
 enum Handled {
     Done,
@@ -161,7 +205,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
     }
 
     /// Consumes until `cancel` fires, surviving Redis restarts; then finishes the
-    /// batch in hand and returns.
+    /// entries already read and returns.
     #[tracing::instrument(name = "consumer", skip_all, fields(stream = %self.config.stream, group = %self.config.group, consumer = %self.config.consumer))]
     pub async fn run(self, cancel: CancellationToken) {
         let mut session: Option<Session> = None;
@@ -175,11 +219,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                     Some(session) => session,
                     None => session.insert(self.open().await?),
                 };
-                if Instant::now() >= next_claim {
-                    self.reclaim(session, &cancel).await?;
-                    next_claim = Instant::now() + self.config.claim_interval;
-                }
-                self.read_and_handle(session, &cancel).await
+                self.consume(session, &cancel, &mut next_claim).await
             };
             match step.await {
                 Ok(()) => {
@@ -235,7 +275,47 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         }
     }
 
-    async fn read_and_handle(&self, session: &mut Session, cancel: &CancellationToken) -> Result<(), RedisError> {
+    /// Reads and handles until `cancel` fires or Redis fails. One task reads
+    /// (and now and then reclaims) while [`Lanes`] handle what it read, so a
+    /// slow handler never keeps the next entries from being read.
+    async fn consume(
+        &self,
+        session: &mut Session,
+        cancel: &CancellationToken,
+        next_claim: &mut Instant,
+    ) -> Result<(), RedisError> {
+        let (lanes, queues) = Lanes::open(self.config.concurrency.max(1), self.config.batch_size.max(1));
+        let mut commands = session.commands.clone();
+        let handling = futures::future::join_all(
+            queues.into_iter().map(|queue| self.handle_lane(queue, session.commands.clone(), cancel)),
+        );
+        let reading = async {
+            let read = async {
+                while !cancel.is_cancelled() {
+                    if Instant::now() >= *next_claim {
+                        self.reclaim(&mut commands, &lanes, cancel).await?;
+                        *next_claim = Instant::now() + self.config.claim_interval;
+                    }
+                    let entries = self.read(session).await?;
+                    if !self.dispatch(&mut commands, entries, &lanes).await? {
+                        break;
+                    }
+                }
+                Ok(())
+            };
+            let read: Result<(), RedisError> = read.await;
+            // Closing the lanes lets them finish what they hold, then stop.
+            drop(lanes);
+            read
+        };
+        let (read, handled) = tokio::join!(reading, handling);
+        handled.into_iter().collect::<Result<(), RedisError>>()?;
+        read
+    }
+
+    /// The next new entries for this consumer; none when the read timed out or
+    /// the group had to be created again.
+    async fn read(&self, session: &mut Session) -> Result<Vec<Delivery>, RedisError> {
         let read: Result<Option<StreamReadReply>, RedisError> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.config.group)
@@ -252,22 +332,27 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         let reply = match read {
             Err(error) if error.code() == Some("NOGROUP") => {
                 tracing::warn!("consumer group vanished (redis restarted?); creating it again");
-                return self.create_group(&mut session.commands).await;
+                self.create_group(&mut session.commands).await?;
+                return Ok(Vec::new());
             }
             other => other?,
         };
-        let entries = reply
+        Ok(reply
             .into_iter()
             .flat_map(|reply| reply.keys)
             .flat_map(|key| key.ids)
             .map(|entry| Delivery { entry, deliveries: 1 })
-            .collect();
-        self.handle_batch(&session.commands, entries, cancel).await
+            .collect())
     }
 
     /// Claims entries that other (dead) consumers left pending past `claim_idle`,
     /// handles them, and refreshes the pending gauge.
-    async fn reclaim(&self, session: &mut Session, cancel: &CancellationToken) -> Result<(), RedisError> {
+    async fn reclaim(
+        &self,
+        commands: &mut MultiplexedConnection,
+        lanes: &Lanes<E>,
+        cancel: &CancellationToken,
+    ) -> Result<(), RedisError> {
         let config = &self.config;
         let mut start = "0-0".to_owned();
         loop {
@@ -279,7 +364,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 .arg(&start)
                 .arg("COUNT")
                 .arg(config.batch_size)
-                .query_async(&mut session.commands)
+                .query_async(commands)
                 .await?;
             if !reply.deleted_ids.is_empty() {
                 tracing::warn!(
@@ -290,11 +375,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                     .arg(&config.stream)
                     .arg(&config.group)
                     .arg(&reply.deleted_ids)
-                    .query_async::<()>(&mut session.commands)
+                    .query_async::<()>(commands)
                     .await?;
             }
             if let (Some(first), Some(last)) = (reply.claimed.first(), reply.claimed.last()) {
-                let counts = self.delivery_counts(&mut session.commands, &first.id, &last.id).await?;
+                let counts = self.delivery_counts(commands, &first.id, &last.id).await?;
                 metrics::counter!(names::RECLAIMED, "stream" => config.stream.clone(), "group" => config.group.clone())
                     .increment(reply.claimed.len() as u64);
                 tracing::info!(count = reply.claimed.len(), "claimed entries left pending by another consumer");
@@ -306,7 +391,9 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                         Delivery { entry, deliveries }
                     })
                     .collect();
-                self.handle_batch(&session.commands, entries, cancel).await?;
+                if !self.dispatch(commands, entries, lanes).await? {
+                    break;
+                }
             }
             if reply.next_stream_id == "0-0" || cancel.is_cancelled() {
                 break;
@@ -314,7 +401,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             start = reply.next_stream_id;
         }
         let pending: StreamPendingReply =
-            redis::cmd("XPENDING").arg(&config.stream).arg(&config.group).query_async(&mut session.commands).await?;
+            redis::cmd("XPENDING").arg(&config.stream).arg(&config.group).query_async(commands).await?;
         #[allow(clippy::cast_precision_loss, reason = "a gauge")]
         metrics::gauge!(names::PENDING, "stream" => config.stream.clone(), "group" => config.group.clone())
             .set(pending.count() as f64);
@@ -344,54 +431,58 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             .collect())
     }
 
-    /// Decodes a batch, settles what cannot be handled, and hands the rest to the
-    /// handler: one aggregate's entries in order, aggregates concurrently.
-    async fn handle_batch(
+    /// Decodes entries, settles what cannot be handled (unknown types are
+    /// acknowledged, undecodable entries dead-lettered), and queues the rest on
+    /// their aggregates' lanes. Returns `false` if the lanes have stopped.
+    async fn dispatch(
         &self,
-        commands: &MultiplexedConnection,
+        commands: &mut MultiplexedConnection,
         entries: Vec<Delivery>,
-        cancel: &CancellationToken,
-    ) -> Result<(), RedisError> {
-        let mut by_aggregate: Vec<(Uuid, Vec<Pending<E>>)> = Vec::new();
-        let mut commands = commands.clone();
+        lanes: &Lanes<E>,
+    ) -> Result<bool, RedisError> {
         for Delivery { entry, deliveries } in entries {
             let decoded = EncodedEvent::from_fields(&entry.map).and_then(|encoded| encoded.decode::<E>());
             match decoded {
                 Ok(event) => {
                     let pending = Pending { entry_id: entry.id, fields: entry.map, deliveries, event };
-                    match by_aggregate.iter_mut().find(|(id, _)| *id == pending.event.aggregate_id) {
-                        Some((_, queue)) => queue.push(pending),
-                        None => by_aggregate.push((pending.event.aggregate_id, vec![pending])),
+                    if !lanes.queue(pending).await {
+                        return Ok(false);
                     }
                 }
                 Err(DecodeError::UnknownType(event_type)) => {
                     tracing::debug!(%event_type, entry_id = %entry.id, "skipping an event type this consumer does not know");
-                    self.ack(&mut commands, &entry.id).await?;
+                    self.ack(commands, &entry.id).await?;
                     self.count_consumed("unknown_type");
                 }
                 Err(error) => {
                     tracing::error!(error = %error, entry_id = %entry.id, "undecodable entry; dead-lettering it");
-                    self.dead_letter(&mut commands, &entry.id, &entry.map, deliveries, &error.to_string()).await?;
+                    self.dead_letter(commands, &entry.id, &entry.map, deliveries, &error.to_string()).await?;
                 }
             }
         }
+        Ok(true)
+    }
 
-        futures::stream::iter(by_aggregate)
-            .map(|(_, queue)| {
-                let commands = commands.clone();
-                async move {
-                    let mut commands = commands;
-                    for pending in queue {
-                        if let Handled::LeftPending = self.deliver(&mut commands, pending, cancel).await? {
-                            break;
-                        }
-                    }
-                    Ok::<_, RedisError>(())
-                }
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .try_collect::<()>()
-            .await
+    /// Handles one lane's entries in order until the lane is closed and empty.
+    /// After shutdown left an entry pending, the later entries of its aggregate
+    /// stay pending too.
+    async fn handle_lane(
+        &self,
+        mut queue: mpsc::Receiver<Queued<E>>,
+        mut commands: MultiplexedConnection,
+        cancel: &CancellationToken,
+    ) -> Result<(), RedisError> {
+        let mut left_pending: Vec<Uuid> = Vec::new();
+        while let Some(Queued { pending, _place }) = queue.recv().await {
+            let aggregate_id = pending.event.aggregate_id;
+            if left_pending.contains(&aggregate_id) {
+                continue;
+            }
+            if let Handled::LeftPending = self.deliver(&mut commands, pending, cancel).await? {
+                left_pending.push(aggregate_id);
+            }
+        }
+        Ok(())
     }
 
     /// Runs the handler until it succeeds, the attempts run out, or shutdown comes.

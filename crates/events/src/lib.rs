@@ -35,9 +35,9 @@
 //! order they were appended; a consumer handles one aggregate's events one at a
 //! time, in stream order. Events of different aggregates may be handled
 //! concurrently. Across several instances of a consuming service, ordering per
-//! aggregate holds only while an aggregate's events are not spread over two
-//! instances' in-flight batches; handlers compare `version` with what they
-//! have seen and ignore anything older.
+//! aggregate holds only while an aggregate's events are not in the hands of
+//! two instances at once; handlers compare `version` with what they have seen
+//! and ignore anything older.
 //!
 //! # Durability
 //!
