@@ -1,11 +1,11 @@
 //! The service's one error type, and its one mapping to HTTP.
 
 use crate::domain::DomainError;
-use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use events::MenuId;
 use events::outbox::AppendError;
 use service_kit::Problem;
+use service_kit::database::StoreError;
 use service_kit::extract::StaleVersion;
 use service_kit::values::FieldError;
 
@@ -24,17 +24,21 @@ pub enum Error {
     /// `If-Match` names another version than the current one. HTTP 409.
     #[error("the menu {0}")]
     StaleVersion(#[from] StaleVersion),
-    /// The database failed. HTTP 503 when unreachable, else 500.
+    /// The database failed, or the events could not be written. HTTP 503
+    /// when the database is unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writing the events failed. HTTP 500.
-    #[error(transparent)]
-    Outbox(#[from] AppendError),
 }
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(error))
+        Self::Store(error.into())
+    }
+}
+
+impl From<AppendError> for Error {
+    fn from(error: AppendError) -> Self {
+        Self::Store(error.into())
     }
 }
 
@@ -49,10 +53,7 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
             Self::StaleVersion(_) => Problem::conflict(self.to_string()),
-            Self::Store(StoreError::Database(cause)) | Self::Outbox(AppendError::Database(cause)) => {
-                Problem::database("the menu database", cause, &self)
-            }
-            Self::Store(_) | Self::Outbox(_) => Problem::internal(&self),
+            Self::Store(error) => error.problem("the menu database"),
         };
         problem.into_response()
     }

@@ -3,25 +3,10 @@
 use crate::domain::{Category, Cents, Currency, Description, ItemName, Menu, MenuItem, MenuName, MenuStatus, Price};
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
+use service_kit::database::StoreError;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// PostgreSQL failed.
-    #[error("menu store: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A stored row breaks a domain rule: written by something other than this service.
-    #[error("menu {menu} has an invalid stored value: {detail}")]
-    Corrupt {
-        /// The menu.
-        menu: Uuid,
-        /// What is wrong.
-        detail: String,
-    },
-}
 
 #[derive(sqlx::FromRow)]
 struct MenuRow {
@@ -182,7 +167,7 @@ async fn assemble<'e>(rows: Vec<MenuRow>, executor: impl PgExecutor<'e>) -> Resu
         .map(|row| {
             let menu_id = row.id;
             let items = by_menu.remove(&menu_id).unwrap_or_default();
-            to_menu(row, items).map_err(|detail| StoreError::Corrupt { menu: menu_id, detail })
+            to_menu(row, items).map_err(|detail| StoreError::Corrupt { entity: "menu", id: menu_id, detail })
         })
         .collect()
 }

@@ -2,12 +2,12 @@
 
 use crate::domain::DomainError;
 use crate::menu_view::Unorderable;
-use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use events::outbox::AppendError;
 use events::{MenuItemId, ReservationId};
 use service_kit::Problem;
+use service_kit::database::StoreError;
 use service_kit::extract::StaleVersion;
 use service_kit::values::FieldError;
 
@@ -51,17 +51,21 @@ pub enum Error {
     /// `If-Match` names another version than the current one. HTTP 409.
     #[error("the reservation {0}")]
     StaleVersion(#[from] StaleVersion),
-    /// The database failed. HTTP 503 when unreachable, else 500.
+    /// The database failed, or the events could not be written. HTTP 503
+    /// when the database is unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writing the events failed. HTTP 500.
-    #[error(transparent)]
-    Outbox(#[from] AppendError),
 }
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(error))
+        Self::Store(error.into())
+    }
+}
+
+impl From<AppendError> for Error {
+    fn from(error: AppendError) -> Self {
+        Self::Store(error.into())
     }
 }
 
@@ -87,10 +91,7 @@ impl IntoResponse for Error {
             }
             Self::NoCapacity { .. } | Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
-            Self::Store(StoreError::Database(cause)) | Self::Outbox(AppendError::Database(cause)) => {
-                Problem::database("the reservation database", cause, &self)
-            }
-            Self::Store(_) | Self::Outbox(_) => Problem::internal(&self),
+            Self::Store(error) => error.problem("the reservation database"),
         };
         problem.into_response()
     }

@@ -7,26 +7,11 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use events::{MenuItemId, ReservationId};
+use service_kit::database::StoreError;
 use service_kit::values::Page;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// PostgreSQL failed.
-    #[error("reservation store: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A stored row breaks a domain rule: written by something other than this service.
-    #[error("reservation {reservation} has an invalid stored value: {detail}")]
-    Corrupt {
-        /// The reservation.
-        reservation: Uuid,
-        /// What is wrong.
-        detail: String,
-    },
-}
 
 /// The seat ledger's lock granularity: bookings that overlap in time share at
 /// least one quarter hour, so they take at least one lock in common.
@@ -272,7 +257,11 @@ async fn assemble(rows: Vec<ReservationRow>, connection: &mut PgConnection) -> R
             let id = row.id;
             let lines = lines_of.remove(&id).unwrap_or_default();
             let problems = problems_of.remove(&id).unwrap_or_default();
-            to_reservation(row, lines, problems).map_err(|detail| StoreError::Corrupt { reservation: id, detail })
+            to_reservation(row, lines, problems).map_err(|detail| StoreError::Corrupt {
+                entity: "reservation",
+                id,
+                detail,
+            })
         })
         .collect()
 }

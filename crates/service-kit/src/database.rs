@@ -39,3 +39,65 @@ pub async fn connect(
     migrations.run(&pool).await.context("migrating the service's tables")?;
     Ok(pool)
 }
+
+/// Why a service's own tables could not be read or written, or its events
+/// not appended. Each service's error type wraps it, and
+/// [`StoreError::problem`] is its one mapping to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row breaks a domain rule: written by something other than the
+    /// service.
+    #[error("{entity} {id} has an invalid stored value: {detail}")]
+    Corrupt {
+        /// What kind of aggregate, such as `menu`.
+        entity: &'static str,
+        /// Which one.
+        id: uuid::Uuid,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An event could not be encoded for the outbox.
+    #[error("encoding an event: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl From<events::outbox::AppendError> for StoreError {
+    fn from(error: events::outbox::AppendError) -> Self {
+        match error {
+            events::outbox::AppendError::Database(cause) => Self::Database(cause),
+            events::outbox::AppendError::Encode(cause) => Self::Encode(cause),
+        }
+    }
+}
+
+impl StoreError {
+    /// 503 naming `database` when it is unreachable, else 500; either way
+    /// the error is logged.
+    pub fn problem(&self, database: &str) -> crate::Problem {
+        match self {
+            Self::Database(cause) => crate::Problem::database(database, cause, self),
+            Self::Corrupt { .. } | Self::Encode(_) => crate::Problem::internal(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_naming_it_and_every_other_store_failure_a_500() {
+        let unreachable = StoreError::from(sqlx::Error::PoolTimedOut).problem("the menu database");
+        assert_eq!(unreachable.status, 503);
+        assert!(unreachable.detail.contains("the menu database"), "{}", unreachable.detail);
+
+        assert_eq!(StoreError::from(sqlx::Error::RowNotFound).problem("the menu database").status, 500);
+        let corrupt = StoreError::Corrupt { entity: "menu", id: uuid::Uuid::nil(), detail: "bad currency".into() };
+        assert_eq!(corrupt.problem("the menu database").status, 500);
+        let outbox = events::outbox::AppendError::Database(sqlx::Error::PoolClosed);
+        assert_eq!(StoreError::from(outbox).problem("the menu database").status, 503);
+    }
+}
