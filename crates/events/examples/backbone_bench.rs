@@ -161,6 +161,10 @@ async fn publish_rate(events: usize) -> anyhow::Result<f64> {
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut published = 0;
     while published < events {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the relay published {published} of {events} entries in two minutes"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
         published = entries_added(&mut connection, &stream).await?;
     }
