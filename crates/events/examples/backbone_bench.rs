@@ -22,6 +22,7 @@ use events::{
     RelayConfig, Streams, TransactionalHandler,
 };
 use hdrhistogram::Histogram;
+use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,17 +45,26 @@ async fn main() -> anyhow::Result<()> {
         num_cpus()
     );
 
+    let before = CpuSnapshot::now()?;
     let raw = raw_xadd_rate(events)?;
+    let raw_cpu = CpuSnapshot::now()?.since(&before);
     println!("raw XADD (redis-benchmark, -P 16)          {raw:>10.0} entries/s");
+    println!("  CPU per entry: Redis {:.2} µs", raw_cpu.redis / (events * 5) as f64 * 1e6);
 
     // Publishing is timed over as many entries as the raw rate, so that the
     // relay's start-up (connections, first claim) weighs as little.
-    let publish = publish_rate(events * 5).await?;
+    let (publish, publish_cpu) = publish_rate(events * 5).await?;
+    println!("relay publish (outbox → stream)             {publish:>10.0} events/s   {:.2} × raw XADD", publish / raw);
+    let per_event = |seconds: f64| seconds / (events * 5) as f64 * 1e6;
+    println!(
+        "  CPU per event: relay (this process) {:.2} µs, PostgreSQL {:.2} µs, Redis {:.2} µs",
+        per_event(publish_cpu.this_process),
+        per_event(publish_cpu.postgres),
+        per_event(publish_cpu.redis)
+    );
     if std::env::var_os("BENCH_PUBLISH_ONLY").is_some() {
-        println!("relay publish (outbox → stream)             {publish:>10.0} events/s");
         return Ok(());
     }
-    println!("relay publish (outbox → stream)             {publish:>10.0} events/s   {:.2} × raw XADD", publish / raw);
 
     let pgbench = pgbench_rate()?;
     println!("pgbench, 2 single-row inserts per tx        {pgbench:>10.0} tx/s");
@@ -142,7 +152,9 @@ fn delete_key(key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn publish_rate(events: usize) -> anyhow::Result<f64> {
+/// Times a running relay draining a backlog of `events` rows, and the CPU it,
+/// PostgreSQL and Redis used meanwhile.
+async fn publish_rate(events: usize) -> anyhow::Result<(f64, CpuUse)> {
     let db = TestDb::new().await?;
     events::schema::migrate(&db.pool).await?;
     let streams = Streams::with_prefix(testkit::unique("bench-"));
@@ -157,6 +169,7 @@ async fn publish_rate(events: usize) -> anyhow::Result<f64> {
     let mut connection = redis.get_multiplexed_async_connection().await?;
     let cancel = CancellationToken::new();
     let relay = OutboxRelay::new(db.pool.clone(), redis, RelayConfig::default());
+    let cpu_before = CpuSnapshot::now()?;
     let started = Instant::now();
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut published = 0;
@@ -169,16 +182,86 @@ async fn publish_rate(events: usize) -> anyhow::Result<f64> {
         published = entries_added(&mut connection, &stream).await?;
     }
     let rate = published as f64 / started.elapsed().as_secs_f64();
+    let cpu = CpuSnapshot::now()?.since(&cpu_before);
     cancel.cancel();
     relay.await?;
     delete_key(&stream)?;
-    Ok(rate)
+    Ok((rate, cpu))
+}
+
+/// CPU seconds (user and system) of this process, PostgreSQL and Redis over some time.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuUse {
+    this_process: f64,
+    postgres: f64,
+    redis: f64,
+}
+
+/// The CPU seconds each process of interest has used so far, by pid, read from
+/// `/proc` (Linux only).
+struct CpuSnapshot(HashMap<u32, (Component, f64)>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Component {
+    ThisProcess,
+    Postgres,
+    Redis,
+}
+
+impl CpuSnapshot {
+    fn now() -> anyhow::Result<Self> {
+        let this_process = std::process::id();
+        let mut processes = HashMap::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let Some(pid) = entry?.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
+                continue;
+            };
+            // Processes may end while the directory is read.
+            let Ok((command, seconds)) = cpu_seconds(pid) else { continue };
+            let component = match command.as_str() {
+                _ if pid == this_process => Component::ThisProcess,
+                "postgres" => Component::Postgres,
+                "redis-server" => Component::Redis,
+                _ => continue,
+            };
+            processes.insert(pid, (component, seconds));
+        }
+        Ok(Self(processes))
+    }
+
+    /// What was used since `earlier`: processes started meanwhile count from
+    /// their start; those that ended meanwhile are missed.
+    fn since(&self, earlier: &Self) -> CpuUse {
+        let mut used = CpuUse::default();
+        for (pid, &(component, seconds)) in &self.0 {
+            let before = earlier.0.get(pid).map_or(0.0, |&(_, seconds)| seconds);
+            let total = match component {
+                Component::ThisProcess => &mut used.this_process,
+                Component::Postgres => &mut used.postgres,
+                Component::Redis => &mut used.redis,
+            };
+            *total += seconds - before;
+        }
+        used
+    }
+}
+
+/// A process's command name and its user plus system CPU seconds, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<(String, f64)> {
+    /// `sysconf(_SC_CLK_TCK)` on every Linux this runs on.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (head, tail) = stat.rsplit_once(')').context("no command name in /proc/<pid>/stat")?;
+    let command = head.split_once('(').map_or("", |(_, name)| name).to_owned();
+    let mut fields = tail.split_whitespace().skip(11);
+    let mut ticks = || -> anyhow::Result<f64> { Ok(fields.next().context("short /proc/<pid>/stat")?.parse()?) };
+    Ok((command, (ticks()? + ticks()?) / TICKS_PER_SECOND))
 }
 
 /// How many entries were ever added to `stream` (`XLEN` stops growing at the
 /// stream's cap).
 async fn entries_added(connection: &mut redis::aio::MultiplexedConnection, stream: &str) -> anyhow::Result<usize> {
-    let mut info: std::collections::HashMap<String, redis::Value> =
+    let mut info: HashMap<String, redis::Value> =
         redis::cmd("XINFO").arg("STREAM").arg(stream).query_async(connection).await.unwrap_or_default();
     Ok(info.remove("entries-added").map(redis::from_redis_value).transpose()?.unwrap_or(0))
 }
