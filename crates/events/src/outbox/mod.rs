@@ -22,7 +22,9 @@
 //!   aggregate's events reach the stream in commit order.
 //! * **Overlap.** One relay transaction publishes up to eight batches.
 //!   PostgreSQL deletes the next batch while the current one is encoded and
-//!   its `XADD`s are in flight; batches are sent strictly one after another.
+//!   its `XADD`s are in flight, and the next batch's `XADD`s are queued on the
+//!   connection behind the current one's, so that Redis does not wait for the
+//!   relay to read replies. One connection runs commands in the order queued.
 //! * **Dead rows.** The relay scans from a horizon below which no row can
 //!   appear any more, instead of stepping over every deleted row that vacuum
 //!   has not removed yet (see `claim` for why the horizon is safe).

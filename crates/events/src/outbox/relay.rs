@@ -7,7 +7,8 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,9 @@ pub enum RelayError {
 /// How many batches one relay transaction publishes: a crash re-publishes at
 /// most this many.
 const BATCHES_PER_TRANSACTION: usize = 8;
+
+/// How many batches' `XADD` pipelines may be on the Redis connection at once.
+const PIPELINES_IN_FLIGHT: usize = 2;
 
 /// How many claimed batches may wait for their turn to be sent.
 const BATCHES_IN_FLIGHT: usize = 2;
@@ -178,10 +182,13 @@ impl OutboxRelay {
     /// Claiming and sending run side by side: while one batch is encoded and
     /// its `XADD`s are in flight, PostgreSQL already deletes the next, so
     /// neither waits for the other except through a queue of
-    /// [`BATCHES_IN_FLIGHT`]. Batches are sent one after the other, in claim
-    /// order, and the publishing lock is held throughout, so they reach the
-    /// stream in order. If anything fails, everything is rolled back and rows
-    /// already on the stream are published again later (at least once).
+    /// [`BATCHES_IN_FLIGHT`]. Up to [`PIPELINES_IN_FLIGHT`] batches' pipelines
+    /// are on the Redis connection at once, each queued behind the one before
+    /// it, so Redis never waits for the relay to read replies. One connection
+    /// runs its commands in the order they were queued, and the publishing
+    /// lock is held throughout, so batches reach the stream in claim order.
+    /// If anything fails, everything is rolled back and rows already on the
+    /// stream are published again later (at least once).
     async fn publish_batches(
         &mut self,
         database: &mut PgConnection,
@@ -216,10 +223,26 @@ impl OutboxRelay {
         let mut per_stream: HashMap<String, u64> = HashMap::new();
         let sending = async {
             let mut published = 0;
-            let mut connection = redis.clone();
+            let mut in_flight = VecDeque::with_capacity(PIPELINES_IN_FLIGHT);
             while let Some(rows) = claimed.recv().await {
                 published += rows.len();
-                self.pipeline(rows, &mut per_stream).query_async::<()>(&mut connection).await?;
+                let pipeline = self.pipeline(rows, &mut per_stream);
+                let mut connection = redis.clone();
+                let mut sent = Box::pin(async move { pipeline.query_async::<()>(&mut connection).await });
+                // The first poll queues the pipeline on the connection, behind
+                // the batches before it; Redis runs them in that order.
+                match futures::poll!(&mut sent) {
+                    Poll::Ready(result) => result?,
+                    Poll::Pending => in_flight.push_back(sent),
+                }
+                while in_flight.len() >= PIPELINES_IN_FLIGHT {
+                    if let Some(oldest) = in_flight.pop_front() {
+                        oldest.await?;
+                    }
+                }
+            }
+            for sent in in_flight {
+                sent.await?;
             }
             Ok::<_, RelayError>(published)
         };
