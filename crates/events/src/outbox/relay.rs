@@ -229,8 +229,9 @@ impl OutboxRelay {
                 let pipeline = self.pipeline(rows, &mut per_stream);
                 let mut connection = redis.clone();
                 let mut sent = Box::pin(async move { pipeline.query_async::<()>(&mut connection).await });
-                // The first poll queues the pipeline on the connection, behind
-                // the batches before it; Redis runs them in that order.
+                // The first poll queues the pipeline on the connection behind the
+                // batches before it (when the queue is full, it takes places in
+                // the order they were asked for); Redis runs them in that order.
                 match futures::poll!(&mut sent) {
                     Poll::Ready(result) => result?,
                     Poll::Pending => in_flight.push_back(sent),
