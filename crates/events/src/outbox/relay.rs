@@ -9,7 +9,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::{HashMap, VecDeque};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -80,13 +80,22 @@ impl OutboxRelay {
 
     /// Publishes until `cancel` fires, surviving outages of Redis and PostgreSQL.
     /// A batch under way when `cancel` fires is finished first.
+    ///
+    /// The backlog gauges are refreshed beside it, every second, on a
+    /// connection of their own: counting a large backlog takes milliseconds,
+    /// and publishing does not wait for it.
     #[tracing::instrument(name = "outbox_relay", skip_all)]
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken) {
+        let gauges = report_backlog(self.pool.clone(), cancel.clone());
+        tokio::join!(self.publish_until_cancelled(cancel), gauges);
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn publish_until_cancelled(mut self, cancel: CancellationToken) {
         let mut redis: Option<MultiplexedConnection> = None;
         let mut listener: Option<PgListener> = None;
         let mut failures = 0u32;
         let mut limiter = LogLimiter::new(Duration::from_secs(10));
-        let mut last_backlog: Option<Instant> = None;
 
         while !cancel.is_cancelled() {
             if listener.is_none() {
@@ -113,12 +122,6 @@ impl OutboxRelay {
                     }
                 }
             }
-            if last_backlog.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
-                last_backlog = Some(Instant::now());
-                if let Err(error) = self.record_backlog().await {
-                    tracing::debug!(error = %error, "reading the outbox backlog failed");
-                }
-            }
             tokio::select! {
                 () = cancel.cancelled() => break,
                 woke = next_notification(&mut listener) => {
@@ -132,7 +135,6 @@ impl OutboxRelay {
                 while listener.next_buffered().is_some() {}
             }
         }
-        tracing::info!("outbox relay stopped");
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
@@ -278,19 +280,35 @@ impl OutboxRelay {
         }
         pipeline
     }
+}
 
-    async fn record_backlog(&self) -> Result<(), sqlx::Error> {
-        let (backlog, age): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
-             FROM outbox",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        #[allow(clippy::cast_precision_loss, reason = "a gauge; precision beyond 2^53 rows is moot")]
-        metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
-        metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.unwrap_or(0.0));
-        Ok(())
+/// Refreshes the backlog gauges every [`BACKLOG_INTERVAL`] until `cancel` fires.
+async fn report_backlog(pool: PgPool, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(BACKLOG_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(error) = record_backlog(&pool).await {
+            tracing::debug!(error = %error, "reading the outbox backlog failed");
+        }
     }
+}
+
+/// Sets the backlog gauges: rows waiting, and the age of the oldest.
+async fn record_backlog(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let (backlog, age): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+         FROM outbox",
+    )
+    .fetch_one(pool)
+    .await?;
+    #[allow(clippy::cast_precision_loss, reason = "a gauge; precision beyond 2^53 rows is moot")]
+    metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
+    metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.unwrap_or(0.0));
+    Ok(())
 }
 
 async fn next_notification(listener: &mut Option<PgListener>) -> Result<(), sqlx::Error> {
