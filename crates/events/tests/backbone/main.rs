@@ -5,4 +5,5 @@ mod delivery;
 mod durability;
 mod failures;
 mod helpers;
+mod metrics;
 mod relay;
