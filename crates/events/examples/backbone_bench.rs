@@ -3,7 +3,10 @@
 //! 1. raw `XADD` rate, by `redis-benchmark` (pipelined 16 deep, the same
 //!    seven fields and sizes as a real entry);
 //! 2. the relay's publish rate: a running relay moves a backlog of committed
-//!    outbox rows to the stream (timed until the stream has added them all);
+//!    outbox rows to the stream (timed until the stream has added them all).
+//!    The two alternate for three rounds, each printed with the CPU time per
+//!    entry of Redis, PostgreSQL and this process; the ratio reported is the
+//!    median of the rounds';
 //! 3. `pgbench` running a transaction of two single-row inserts (the floor of a
 //!    command that writes state plus an outbox row);
 //! 4. end to end: concurrent writers append events in their own transactions,
@@ -36,31 +39,49 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WRITERS: usize = 16;
 
+/// Rounds of raw `XADD` against the relay.
+const ROUNDS: usize = 3;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     println!(
-        "event backbone benchmark: {} entries for XADD and the relay, {events} events end to end, {WRITERS} writers, {} cores",
+        "event backbone benchmark: {ROUNDS} rounds of {} entries for XADD and the relay, {events} events end to end, {WRITERS} writers, {} cores",
         events * 5,
         num_cpus()
     );
 
-    let before = CpuSnapshot::now()?;
-    let raw = raw_xadd_rate(events)?;
-    let raw_cpu = CpuSnapshot::now()?.since(&before);
+    // Raw XADD and the relay alternate, and the ratio is the median of the
+    // rounds': the machine's speed drifts within a run.
+    let entries = events * 5;
+    let per_entry = |seconds: f64| seconds / entries as f64 * 1e6;
+    let (mut raws, mut publishes, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let before = CpuSnapshot::now()?;
+        let raw = raw_xadd_rate(entries)?;
+        let raw_cpu = CpuSnapshot::now()?.since(&before);
+        // Publishing is timed over as many entries as the raw rate, so that
+        // the relay's start-up (connections, first claim) weighs as little.
+        let (publish, cpu) = publish_rate(entries).await?;
+        println!(
+            "  round {round}: raw XADD {raw:>7.0}/s (Redis {:.2} µs each); relay {publish:>7.0}/s = {:.2} × \
+             (relay {:.2} µs, PostgreSQL {:.2} µs, Redis {:.2} µs per event)",
+            per_entry(raw_cpu.redis),
+            publish / raw,
+            per_entry(cpu.this_process),
+            per_entry(cpu.postgres),
+            per_entry(cpu.redis),
+        );
+        raws.push(raw);
+        publishes.push(publish);
+        ratios.push(publish / raw);
+    }
+    let raw = median(&mut raws);
     println!("raw XADD (redis-benchmark, -P 16)          {raw:>10.0} entries/s");
-    println!("  CPU per entry: Redis {:.2} µs", raw_cpu.redis / (events * 5) as f64 * 1e6);
-
-    // Publishing is timed over as many entries as the raw rate, so that the
-    // relay's start-up (connections, first claim) weighs as little.
-    let (publish, publish_cpu) = publish_rate(events * 5).await?;
-    println!("relay publish (outbox → stream)             {publish:>10.0} events/s   {:.2} × raw XADD", publish / raw);
-    let per_event = |seconds: f64| seconds / (events * 5) as f64 * 1e6;
     println!(
-        "  CPU per event: relay (this process) {:.2} µs, PostgreSQL {:.2} µs, Redis {:.2} µs",
-        per_event(publish_cpu.this_process),
-        per_event(publish_cpu.postgres),
-        per_event(publish_cpu.redis)
+        "relay publish (outbox → stream)             {:>10.0} events/s   {:.2} × raw XADD (median of the rounds' ratios)",
+        median(&mut publishes),
+        median(&mut ratios)
     );
     if std::env::var_os("BENCH_PUBLISH_ONLY").is_some() {
         return Ok(());
@@ -86,6 +107,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The median of `values` (the upper one of an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
@@ -108,12 +135,12 @@ fn sample_event() -> DomainEvent<MenuEvent> {
     )
 }
 
-fn raw_xadd_rate(events: usize) -> anyhow::Result<f64> {
+fn raw_xadd_rate(entries: usize) -> anyhow::Result<f64> {
     let stream = testkit::unique("bench-raw-");
     let encoded = events::EncodedEvent::encode(&sample_event())?;
     let mut command = Command::new("redis-benchmark");
     command.args(["-h", "127.0.0.1", "-p", "6379", "-q", "-P", "16", "-c", "16", "-n"]);
-    command.arg((events * 5).to_string());
+    command.arg(entries.to_string());
     command.args(["XADD", &stream, "MAXLEN", "~", "100000", "*"]);
     for (name, value) in encoded.to_fields() {
         command.arg(name).arg(value);
