@@ -344,8 +344,11 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     config.concurrency = 32;
     config.batch_size = 200;
     let applied = Arc::new(AtomicUsize::new(0));
+    // The consumer is another service, with a pool of its own, as in the platform.
+    let consumer_pool =
+        sqlx::postgres::PgPoolOptions::new().max_connections(10).connect_with(db.options.clone()).await?;
     let handler = Measured {
-        inner: Inboxed::new(Inbox::new(db.pool.clone(), "bench"), Apply),
+        inner: Inboxed::new(Inbox::new(consumer_pool, "bench"), Apply),
         applied: Arc::clone(&applied),
         latency: Arc::clone(&latency),
     };
