@@ -8,13 +8,18 @@
 //!
 //! Knowing that is not trivial, because `seq` is taken at insert and rows
 //! become visible at commit: a writer may hold `seq` 100 uncommitted while
-//! `seq` 101 is already published. Every such row belongs to a transaction
-//! that was running when the claim's snapshot was taken, that is, one whose
-//! id is below the snapshot's `xmax`. Once the oldest running transaction
-//! (`xmin`) of a later claim is past that `xmax`, all of them have finished,
-//! and that later claim, scanning from the old horizon, saw and took every row
-//! they committed. Only then does the horizon move up to the earlier claim's
-//! last `seq`.
+//! `seq` 101 is already published. Such a writer took its `seq` before the
+//! writer of the claim's last row took its own, so before the claim's
+//! snapshot; and `append` gives a writer its transaction id before its rows
+//! take a `seq`. Every such writer therefore had its transaction id before the
+//! relay's own transaction got one, which happens after the snapshot. (The
+//! snapshot's `xmax` is no such bound: it is one past the latest *completed*
+//! transaction, and a running writer may well have a higher id.) Once a later
+//! claim's oldest running transaction (`xmin`) is at or past the earlier
+//! relay transaction's id, all those writers have finished, and that later
+//! claim, scanning from the old horizon, saw and took every row they
+//! committed. Only then does the horizon move up to the earlier claim's last
+//! `seq`.
 
 use crate::encoding::EncodedEvent;
 use sqlx::postgres::PgRow;
@@ -37,14 +42,14 @@ pub(super) struct Claimed {
     snapshot: Option<Snapshot>,
 }
 
-/// Which transactions a claim's snapshot could not see.
+/// Where a claim stood among transactions.
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
-    /// Every transaction below this id had finished.
+    /// Every transaction below this id had finished when the claim began.
     snapshot_xmin: i64,
-    /// Every transaction that had not finished was at or above `xmin` and
-    /// below this id.
-    snapshot_xmax: i64,
+    /// The relay transaction's own id, given to it after the claim began: every
+    /// writer that held a `seq` below the claim's last one has a lower id.
+    relay_xid: i64,
 }
 
 /// A claimed row with the claim's snapshot, as the statement returns it.
@@ -71,7 +76,7 @@ impl sqlx::FromRow<'_, PgRow> for ClaimedRow {
                     metadata: row.try_get(8)?,
                 },
             },
-            snapshot: Snapshot { snapshot_xmin: row.try_get(9)?, snapshot_xmax: row.try_get(10)? },
+            snapshot: Snapshot { snapshot_xmin: row.try_get(9)?, relay_xid: row.try_get(10)? },
         })
     }
 }
@@ -89,7 +94,7 @@ pub(super) struct Horizon {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     last_seq: i64,
-    snapshot_xmax: i64,
+    relay_xid: i64,
 }
 
 impl Horizon {
@@ -108,16 +113,18 @@ impl Horizon {
         };
         let mut next = self;
         if let Some(pending) = self.pending
-            && snapshot.snapshot_xmin >= pending.snapshot_xmax
+            && snapshot.snapshot_xmin >= pending.relay_xid
         {
             // Every writer that could have held a `seq` up to `pending.last_seq`
-            // had finished before this claim, which took everything visible up
+            // had finished before this claim (the earlier relay transaction,
+            // committed, is below this claim's `xmax`, so `xmin` counts every
+            // transaction below it), and this claim took everything visible up
             // to its own last `seq`.
             next.settled = self.settled.max(pending.last_seq.min(last.seq));
             next.pending = None;
         }
         if next.pending.is_none() {
-            next.pending = Some(Pending { last_seq: last.seq, snapshot_xmax: snapshot.snapshot_xmax });
+            next.pending = Some(Pending { last_seq: last.seq, relay_xid: snapshot.relay_xid });
         }
         next
     }
@@ -130,12 +137,15 @@ pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Re
     // claimed; without it the statement claims nothing. Holding it, the relay
     // is the only one deleting rows, so the batch is a range of the primary
     // key: rows not committed yet are invisible and wait for a later batch.
+    // The snapshot's `xmin` and the relay's transaction id are read only when
+    // a row is returned, so an empty claim stays read-only; either way the id
+    // is given after the statement's snapshot was taken.
     let claimed: Vec<ClaimedRow> = sqlx::query_as(
         "WITH publisher AS (
              SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint) AS held
          ), snapshot AS (
              SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin,
-                    pg_snapshot_xmax(pg_current_snapshot())::text::int8 AS xmax
+                    pg_current_xact_id()::text::int8 AS relay_xid
          )
          DELETE FROM outbox
          WHERE (SELECT held FROM publisher)
@@ -143,7 +153,7 @@ pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Re
            AND seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch)
          RETURNING seq, event_id, stream, event_type, aggregate_id, version, occurred_at,
                    data::text AS data, metadata::text AS metadata,
-                   (SELECT xmin FROM snapshot) AS snapshot_xmin, (SELECT xmax FROM snapshot) AS snapshot_xmax",
+                   (SELECT xmin FROM snapshot) AS snapshot_xmin, (SELECT relay_xid FROM snapshot) AS relay_xid",
     )
     .bind(after)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -159,8 +169,8 @@ pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Re
 mod tests {
     use super::*;
 
-    /// A claim whose snapshot had `xmin`/`xmax` and which took `seqs`.
-    fn claimed(seqs: &[i64], snapshot_xmin: i64, snapshot_xmax: i64) -> Claimed {
+    /// A claim whose snapshot had `xmin`, in relay transaction `relay_xid`, which took `seqs`.
+    fn claimed(seqs: &[i64], snapshot_xmin: i64, relay_xid: i64) -> Claimed {
         let rows = seqs
             .iter()
             .map(|&seq| OutboxRow {
@@ -177,12 +187,13 @@ mod tests {
                 },
             })
             .collect();
-        Claimed { rows, snapshot: Some(Snapshot { snapshot_xmin, snapshot_xmax }) }
+        Claimed { rows, snapshot: Some(Snapshot { snapshot_xmin, relay_xid }) }
     }
 
     #[test]
     fn the_horizon_waits_until_every_writer_running_during_a_claim_has_finished() {
-        // Claim 1 takes seqs 1..=3 while transaction 10 is running.
+        // Claim 1, in relay transaction 12, takes seqs 1..=3 while transaction
+        // 10 is running.
         let horizon = Horizon::default().after(&claimed(&[1, 2, 3], 10, 12));
         assert_eq!(horizon.settled(), 0);
         // Transaction 10 is still running: it may hold seq 0..3 uncommitted.
@@ -196,6 +207,18 @@ mod tests {
         assert_eq!(horizon.settled(), 3);
         let horizon = horizon.after(&claimed(&[8], 15, 17));
         assert_eq!(horizon.settled(), 6);
+    }
+
+    #[test]
+    fn a_writer_with_a_higher_id_than_the_latest_completed_one_still_holds_the_horizon() {
+        // Writer 11 got its id after writer 10 but took the lower seq; 10
+        // committed, and claim 1 (relay transaction 12) took 10's row. 11 is
+        // the oldest running transaction at the next claims.
+        let horizon = Horizon::default().after(&claimed(&[2], 11, 12));
+        let horizon = horizon.after(&claimed(&[3], 11, 13));
+        assert_eq!(horizon.settled(), 0, "writer 11 may still commit seq 1");
+        let horizon = horizon.after(&claimed(&[1, 4], 13, 14));
+        assert_eq!(horizon.settled(), 2);
     }
 
     #[test]

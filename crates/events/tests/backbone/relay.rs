@@ -145,6 +145,42 @@ async fn a_row_committed_after_later_rows_were_published_is_still_published() ->
 }
 
 #[tokio::test]
+async fn a_row_whose_writer_got_its_transaction_id_after_a_published_rows_writer_is_still_published() -> TestResult {
+    let harness = Harness::new().await?;
+    let mut relay = harness.relay();
+    let mut connection = harness.connection().await?;
+    let transaction_id = "SELECT pg_current_xact_id()::text";
+    // The early writer gets its transaction id first; the late writer gets a
+    // higher one but takes the lower seq and keeps its transaction open.
+    let mut early_writer = harness.pool().begin().await?;
+    sqlx::query(transaction_id).execute(&mut *early_writer).await?;
+    let mut late_writer = harness.pool().begin().await?;
+    sqlx::query(transaction_id).execute(&mut *late_writer).await?;
+    let late = menu_created("Late");
+    events::outbox::append(&mut late_writer, &harness.streams, std::slice::from_ref(&late)).await?;
+    events::outbox::append(&mut early_writer, &harness.streams, &[menu_created("Early")]).await?;
+    early_writer.commit().await?;
+    // A claim's snapshot sees the early row and, its xmax being one past the
+    // latest completed transaction, counts the late writer among those not
+    // yet started. The claims after it must not move the scan horizon past
+    // the late row while its writer runs.
+    assert_eq!(relay.publish_batch(&mut connection).await?, 1);
+    for round in 0..3 {
+        harness.append(&[menu_created(&format!("On time {round}"))]).await?;
+        assert_eq!(relay.publish_batch(&mut connection).await?, 1);
+    }
+    late_writer.commit().await?;
+
+    assert_eq!(relay.publish_batch(&mut connection).await?, 1, "the late row was skipped");
+    assert_eq!(harness.unpublished().await?, 0);
+    let range: StreamRangeReply =
+        redis::cmd("XRANGE").arg(harness.stream::<MenuEvent>()).arg("-").arg("+").query_async(&mut connection).await?;
+    let ids: Vec<String> = range.ids.iter().filter_map(|entry| entry.get("id")).collect();
+    assert_eq!(ids.last(), Some(&late.id.to_string()));
+    Ok(())
+}
+
+#[tokio::test]
 async fn each_family_goes_to_its_own_stream() -> TestResult {
     let harness = Harness::new().await?;
     harness.append(&[menu_created("A"), menu_created("B")]).await?;
