@@ -39,6 +39,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WRITERS: usize = 16;
 
+/// How long a phase may go without progress before the benchmark gives up.
+const STALL: Duration = Duration::from_secs(60);
+
 /// Rounds of raw `XADD` against the relay.
 const ROUNDS: usize = 3;
 
@@ -387,8 +390,17 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
         writer.await??;
     }
     let total = per_writer * WRITERS;
+    let (mut last_count, mut last_progress) = (0, Instant::now());
     while applied.load(Ordering::Relaxed) < total {
         tokio::time::sleep(Duration::from_millis(1)).await;
+        let count = applied.load(Ordering::Relaxed);
+        if count > last_count {
+            (last_count, last_progress) = (count, Instant::now());
+        }
+        anyhow::ensure!(
+            last_progress.elapsed() < STALL,
+            "{count} of {total} events applied and none for {STALL:?}: events were lost or are stuck"
+        );
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     cancel.cancel();

@@ -9,8 +9,9 @@
 //! Knowing that is not trivial, because `seq` is taken at insert and rows
 //! become visible at commit: a writer may hold `seq` 100 uncommitted while
 //! `seq` 101 is already published. Such a writer took its `seq` before the
-//! writer of the claim's last row took its own, so before the claim's
-//! snapshot; and `append` gives a writer its transaction id before its rows
+//! writer of the claim's last row took its own (the identity sequence hands
+//! out values in the order they are asked for; it has no per-session cache),
+//! so before the claim's snapshot; and `append` gives a writer its transaction id before its rows
 //! take a `seq`. Every such writer therefore had its transaction id before the
 //! relay's own transaction got one, which happens after the snapshot. (The
 //! snapshot's `xmax` is no such bound: it is one past the latest *completed*
