@@ -238,10 +238,10 @@ impl OutboxRelay {
                     Poll::Ready(result) => result?,
                     Poll::Pending => in_flight.push_back(sent),
                 }
-                while in_flight.len() >= PIPELINES_IN_FLIGHT {
-                    if let Some(oldest) = in_flight.pop_front() {
-                        oldest.await?;
-                    }
+                while in_flight.len() >= PIPELINES_IN_FLIGHT
+                    && let Some(oldest) = in_flight.pop_front()
+                {
+                    oldest.await?;
                 }
             }
             for sent in in_flight {
