@@ -67,6 +67,7 @@ struct Recorded {
 
 impl Recorded {
     fn on_this_thread() -> Self {
+        // The guard wants a recorder that outlives it; one small leak per test.
         let values: &'static Values = Box::leak(Box::default());
         Self { values, _installed: metrics::set_default_local_recorder(values) }
     }
