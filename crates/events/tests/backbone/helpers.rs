@@ -7,6 +7,7 @@ use events::{
     OutboxRelay, RelayConfig, Streams, TransactionalHandler,
 };
 use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamId, StreamRangeReply};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use std::future::Future;
@@ -105,6 +106,17 @@ impl Harness {
 
     pub async fn unpublished(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(self.pool()).await?)
+    }
+
+    /// Every entry of the family `E`'s stream, oldest first.
+    pub async fn entries<E: Event>(&self) -> anyhow::Result<Vec<StreamId>> {
+        let range: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.stream::<E>())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.connection().await?)
+            .await?;
+        Ok(range.ids)
     }
 
     pub async fn stream_len(&self, stream: &str) -> anyhow::Result<usize> {

@@ -3,7 +3,6 @@
 use crate::helpers::*;
 use events::encoding::FIELDS;
 use events::{EncodedEvent, MenuEvent, ReservationEvent, Streams};
-use redis::streams::StreamRangeReply;
 use std::time::Duration;
 
 #[tokio::test]
@@ -15,13 +14,8 @@ async fn published_entries_carry_the_seven_readable_fields_and_decode_to_the_sam
     let published = harness.relay().publish_batch(&mut harness.connection().await?).await?;
     assert_eq!(published, 1);
 
-    let range: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(harness.stream::<MenuEvent>())
-        .arg("-")
-        .arg("+")
-        .query_async(&mut harness.connection().await?)
-        .await?;
-    let [entry] = &range.ids[..] else { anyhow::bail!("expected one entry, got {}", range.ids.len()) };
+    let entries = harness.entries::<MenuEvent>().await?;
+    let [entry] = &entries[..] else { anyhow::bail!("expected one entry, got {}", entries.len()) };
     let mut names: Vec<&str> = entry.map.keys().map(String::as_str).collect();
     names.sort_unstable();
     let mut expected = FIELDS.to_vec();
@@ -76,13 +70,8 @@ async fn the_relay_publishes_in_append_order_and_empties_the_outbox() -> TestRes
         .await?;
     relay.stop().await?;
 
-    let range: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(harness.stream::<MenuEvent>())
-        .arg("-")
-        .arg("+")
-        .query_async(&mut harness.connection().await?)
-        .await?;
-    let versions: Vec<i64> = range.ids.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
+    let entries = harness.entries::<MenuEvent>().await?;
+    let versions: Vec<i64> = entries.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
     assert_eq!(versions, (1..=1200).collect::<Vec<_>>());
     Ok(())
 }
@@ -136,9 +125,8 @@ async fn a_row_committed_after_later_rows_were_published_is_still_published() ->
     harness.append(&[menu_created("After")]).await?;
     assert_eq!(relay.publish_batch(&mut connection).await?, 1);
     assert_eq!(harness.unpublished().await?, 0);
-    let range: StreamRangeReply =
-        redis::cmd("XRANGE").arg(harness.stream::<MenuEvent>()).arg("-").arg("+").query_async(&mut connection).await?;
-    let ids: Vec<String> = range.ids.iter().filter_map(|entry| entry.get("id")).collect();
+    let entries = harness.entries::<MenuEvent>().await?;
+    let ids: Vec<String> = entries.iter().filter_map(|entry| entry.get("id")).collect();
     assert_eq!(ids.len(), 8);
     assert_eq!(ids[6], late.id.to_string());
     Ok(())
@@ -173,9 +161,8 @@ async fn a_row_whose_writer_got_its_transaction_id_after_a_published_rows_writer
 
     assert_eq!(relay.publish_batch(&mut connection).await?, 1, "the late row was skipped");
     assert_eq!(harness.unpublished().await?, 0);
-    let range: StreamRangeReply =
-        redis::cmd("XRANGE").arg(harness.stream::<MenuEvent>()).arg("-").arg("+").query_async(&mut connection).await?;
-    let ids: Vec<String> = range.ids.iter().filter_map(|entry| entry.get("id")).collect();
+    let entries = harness.entries::<MenuEvent>().await?;
+    let ids: Vec<String> = entries.iter().filter_map(|entry| entry.get("id")).collect();
     assert_eq!(ids.last(), Some(&late.id.to_string()));
     Ok(())
 }
@@ -244,13 +231,8 @@ async fn two_relays_on_one_outbox_publish_every_row_exactly_once_in_order() -> T
     first.stop().await?;
     second.stop().await?;
 
-    let range: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(harness.stream::<MenuEvent>())
-        .arg("-")
-        .arg("+")
-        .query_async(&mut harness.connection().await?)
-        .await?;
-    let versions: Vec<i64> = range.ids.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
+    let entries = harness.entries::<MenuEvent>().await?;
+    let versions: Vec<i64> = entries.iter().filter_map(|entry| entry.get::<i64>("version")).collect();
     assert_eq!(versions, (1..=600).collect::<Vec<_>>());
     Ok(())
 }
