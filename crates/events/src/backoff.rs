@@ -1,7 +1,9 @@
 //! Waiting between attempts, and logging a failure that repeats without flooding the log.
 
 use rand::Rng;
+use std::fmt::Display;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Exponential backoff with jitter: attempt `n` waits between half and all of
 /// `initial × 2ⁿ⁻¹`, never more than `max`.
@@ -59,6 +61,45 @@ impl LogLimiter {
     }
 }
 
+/// A dependency that keeps failing (Redis, PostgreSQL): each failure waits
+/// longer ([`Backoff`]), is logged at once and then at most every ten seconds
+/// ([`LogLimiter`]), and the first success after it is reported.
+#[derive(Debug)]
+pub(crate) struct Outage {
+    backoff: Backoff,
+    failures: u32,
+    limiter: LogLimiter,
+}
+
+impl Outage {
+    pub(crate) const fn new(backoff: Backoff) -> Self {
+        Self { backoff, failures: 0, limiter: LogLimiter::new(Duration::from_secs(10)) }
+    }
+
+    /// Records a success; `true` if it ends an outage, for the caller to say so.
+    pub(crate) fn ended(&mut self) -> bool {
+        let ended = self.failures > 0;
+        if ended {
+            self.failures = 0;
+            self.limiter.reset();
+        }
+        ended
+    }
+
+    /// Records a failure, logs it as `what` unless held back, and waits its
+    /// backoff. `false` if `cancel` fired instead.
+    pub(crate) async fn wait_after(&mut self, error: &impl Display, what: &str, cancel: &CancellationToken) -> bool {
+        self.failures += 1;
+        if let Some(suppressed) = self.limiter.admit() {
+            tracing::warn!(error = %error, suppressed, "{what}");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => false,
+            () = tokio::time::sleep(self.backoff.delay(self.failures)) => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +116,25 @@ mod tests {
                 full / 2
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_outage_waits_longer_after_each_failure_and_ends_at_the_first_success() {
+        let backoff = Backoff { initial: Duration::from_millis(20), max: Duration::from_secs(1) };
+        let mut outage = Outage::new(backoff);
+        let cancel = CancellationToken::new();
+        assert!(!outage.ended(), "no outage yet");
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            assert!(outage.wait_after(&"refused", "down", &cancel).await);
+            waits.push(started.elapsed());
+        }
+        assert!(waits[0] >= Duration::from_millis(10) && waits[2] >= Duration::from_millis(40), "{waits:?}");
+        assert!(outage.ended());
+        assert!(!outage.ended(), "it ended once");
+        cancel.cancel();
+        assert!(!outage.wait_after(&"refused", "down", &cancel).await, "a cancelled wait says so");
     }
 
     #[test]

@@ -41,7 +41,7 @@
 //! reading; the entries already read are finished (retries stop), then `run`
 //! returns.
 
-use crate::backoff::{Backoff, LogLimiter};
+use crate::backoff::{Backoff, Outage};
 use crate::dead_letter;
 use crate::encoding::{DecodeError, EncodedEvent, dead_letter_stream};
 use crate::envelope::{DomainEvent, Event};
@@ -209,8 +209,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
     #[tracing::instrument(name = "consumer", skip_all, fields(stream = %self.config.stream, group = %self.config.group, consumer = %self.config.consumer))]
     pub async fn run(self, cancel: CancellationToken) {
         let mut session: Option<Session> = None;
-        let mut failures = 0u32;
-        let mut limiter = LogLimiter::new(Duration::from_secs(10));
+        let mut outage = Outage::new(self.config.reconnect);
         let mut next_claim = Instant::now();
 
         while !cancel.is_cancelled() {
@@ -223,21 +222,14 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             };
             match step.await {
                 Ok(()) => {
-                    if failures > 0 {
+                    if outage.ended() {
                         tracing::info!("consumer reconnected");
-                        limiter.reset();
                     }
-                    failures = 0;
                 }
                 Err(error) => {
                     session = None;
-                    failures += 1;
-                    if let Some(suppressed) = limiter.admit() {
-                        tracing::warn!(error = %error, suppressed, "consumer lost redis; reconnecting");
-                    }
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(self.config.reconnect.delay(failures)) => {}
+                    if !outage.wait_after(&error, "consumer lost redis; reconnecting", &cancel).await {
+                        break;
                     }
                 }
             }

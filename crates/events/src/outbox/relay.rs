@@ -1,7 +1,7 @@
 //! The relay: moves committed outbox rows to their streams.
 
 use super::claim::{Horizon, OutboxRow, claim};
-use crate::backoff::{Backoff, LogLimiter};
+use crate::backoff::{Backoff, Outage};
 use crate::metrics as names;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -94,8 +94,7 @@ impl OutboxRelay {
     async fn publish_until_cancelled(mut self, cancel: CancellationToken) {
         let mut redis: Option<MultiplexedConnection> = None;
         let mut listener: Option<PgListener> = None;
-        let mut failures = 0u32;
-        let mut limiter = LogLimiter::new(Duration::from_secs(10));
+        let mut outage = Outage::new(self.config.backoff);
 
         while !cancel.is_cancelled() {
             if listener.is_none() {
@@ -103,23 +102,17 @@ impl OutboxRelay {
             }
             match self.drain(&mut redis).await {
                 Ok(published) => {
-                    if failures > 0 {
+                    if outage.ended() {
                         tracing::info!(published, "outbox relay recovered");
-                        limiter.reset();
                     }
-                    failures = 0;
                 }
                 Err(error) => {
                     redis = None;
-                    failures += 1;
-                    if let Some(suppressed) = limiter.admit() {
-                        tracing::warn!(error = %error, suppressed, "outbox relay cannot publish; rows are kept and retried");
+                    let what = "outbox relay cannot publish; rows are kept and retried";
+                    if !outage.wait_after(&error, what, &cancel).await {
+                        break;
                     }
-                    let delay = self.config.backoff.delay(failures);
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(delay) => continue,
-                    }
+                    continue;
                 }
             }
             tokio::select! {
