@@ -342,6 +342,7 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
 
     let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
+    let outbox = events::Outbox::new(streams.clone(), relay.waker());
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut config = ConsumerConfig::new(streams.of::<MenuEvent>(), "bench", "c1");
     config.concurrency = 32;
@@ -363,7 +364,7 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
             let pool = db.pool.clone();
-            let streams = streams.clone();
+            let outbox = outbox.clone();
             tokio::spawn(async move {
                 let mut ticker = rate.map(|rate| {
                     let period = Duration::from_secs_f64(WRITERS as f64 / rate);
@@ -379,8 +380,8 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
                         ticker.tick().await;
                     }
                     let mut tx = pool.begin().await?;
-                    events::outbox::append(&mut tx, &streams, &[sample_event()]).await?;
-                    tx.commit().await?;
+                    outbox.append(&mut tx, &[sample_event()]).await?;
+                    outbox.commit(tx).await?;
                 }
                 anyhow::Ok(())
             })

@@ -8,10 +8,11 @@
 //!
 //! # The life of an event
 //!
-//! 1. **Append.** A service changes its tables and calls [`outbox::append`] in
-//!    the same transaction. Both commit or neither does: there is no moment at
-//!    which the state changed but the event is lost, or the other way round.
-//! 2. **Relay.** The service's [`outbox::OutboxRelay`] wakes on `NOTIFY`
+//! 1. **Append.** A service changes its tables and appends its events to the
+//!    [`outbox::Outbox`] in the same transaction. Both commit or neither does:
+//!    there is no moment at which the state changed but the event is lost, or
+//!    the other way round.
+//! 2. **Relay.** The service's [`outbox::OutboxRelay`], woken by the commit
 //!    (polling as a fallback), reads committed rows in order and `XADD`s them to
 //!    the family's stream (`menu-events`, …), capped with `MAXLEN ~`, deleting
 //!    them in the same transaction. If Redis is down the rows wait; if the relay
@@ -67,7 +68,7 @@ pub use envelope::{DomainEvent, Event, Metadata};
 pub use ids::{EventId, MenuId, MenuItemId, ReservationId};
 pub use inbox::{Inbox, Inboxed, TransactionalHandler};
 pub use menu::MenuEvent;
-pub use outbox::{OutboxRelay, RelayConfig};
+pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker};
 pub use reservation::ReservationEvent;
 
 /// Implements [`Event`] for a `#[serde(tag = "type", content = "data")]` enum

@@ -5,7 +5,7 @@ use crate::domain::{Description, DomainError, Menu, MenuName, NewItem};
 use crate::error::Error;
 use crate::store;
 use chrono::{SubsecRound, Utc};
-use events::{DomainEvent, MenuEvent, MenuId, Metadata, Streams};
+use events::{DomainEvent, MenuEvent, MenuId, Metadata, Outbox};
 use service_kit::extract::IfMatch;
 use sqlx::PgPool;
 
@@ -16,13 +16,13 @@ pub const SOURCE: &str = "menu-service";
 #[derive(Debug, Clone)]
 pub struct Menus {
     pool: PgPool,
-    streams: Streams,
+    outbox: Outbox,
 }
 
 impl Menus {
-    /// Menus stored in `pool`, publishing to `streams`.
-    pub fn new(pool: PgPool, streams: Streams) -> Self {
-        Self { pool, streams }
+    /// Menus stored in `pool`, publishing through `outbox`.
+    pub fn new(pool: PgPool, outbox: Outbox) -> Self {
+        Self { pool, outbox }
     }
 
     /// The pool, for reads.
@@ -46,8 +46,8 @@ impl Menus {
         let event = DomainEvent::new(menu.id, menu.version, created, Metadata::new(SOURCE, correlation_id));
         let mut tx = self.pool.begin().await?;
         store::insert(&mut tx, &menu).await?;
-        events::outbox::append(&mut tx, &self.streams, &[event]).await?;
-        tx.commit().await?;
+        self.outbox.append(&mut tx, &[event]).await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(menu_id = %menu.id, "menu created");
         Ok(menu)
     }
@@ -76,8 +76,8 @@ impl Menus {
         menu.updated_at = Utc::now().trunc_subsecs(6);
         let event = DomainEvent::new(menu.id, menu.version, payload, Metadata::new(SOURCE, correlation_id));
         store::update(&mut tx, &menu).await?;
-        events::outbox::append(&mut tx, &self.streams, std::slice::from_ref(&event)).await?;
-        tx.commit().await?;
+        self.outbox.append(&mut tx, std::slice::from_ref(&event)).await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(event_type = event.event_type(), version = menu.version, "menu changed");
         Ok(menu)
     }

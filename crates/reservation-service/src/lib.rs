@@ -95,7 +95,7 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
-        let Foundation { pool, redis, relay, listener } =
+        let Foundation { pool, redis, outbox, relay, listener } =
             Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
@@ -107,7 +107,7 @@ impl Application {
             ConsumerConfig::new(streams.of::<MenuEvent>(), CONSUMER_GROUP, consumer_name),
             Inboxed::new(Inbox::new(pool.clone(), CONSUMER_GROUP), menu_view::MenuProjection),
         );
-        let reservations = service::Reservations::new(pool.clone(), streams, policy);
+        let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },

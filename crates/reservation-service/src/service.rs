@@ -7,7 +7,7 @@ use crate::domain::{Booking, BookingPolicy, DomainError, Reservation};
 use crate::error::Error;
 use crate::{menu_view, store};
 use chrono::{SubsecRound, Utc};
-use events::{DomainEvent, Metadata, ReservationEvent, ReservationId, Streams};
+use events::{DomainEvent, Metadata, Outbox, ReservationEvent, ReservationId};
 use service_kit::extract::IfMatch;
 use sqlx::PgPool;
 
@@ -18,14 +18,14 @@ pub const SOURCE: &str = "reservation-service";
 #[derive(Debug, Clone)]
 pub struct Reservations {
     pool: PgPool,
-    streams: Streams,
+    outbox: Outbox,
     policy: BookingPolicy,
 }
 
 impl Reservations {
-    /// Reservations stored in `pool` under `policy`, publishing to `streams`.
-    pub fn new(pool: PgPool, streams: Streams, policy: BookingPolicy) -> Self {
-        Self { pool, streams, policy }
+    /// Reservations stored in `pool` under `policy`, publishing through `outbox`.
+    pub fn new(pool: PgPool, outbox: Outbox, policy: BookingPolicy) -> Self {
+        Self { pool, outbox, policy }
     }
 
     /// The pool, for reads.
@@ -73,8 +73,8 @@ impl Reservations {
         let event =
             DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
         store::insert(&mut tx, &reservation).await?;
-        events::outbox::append(&mut tx, &self.streams, &[event]).await?;
-        tx.commit().await?;
+        self.outbox.append(&mut tx, &[event]).await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
         Ok(reservation)
     }
@@ -105,8 +105,8 @@ impl Reservations {
         let event =
             DomainEvent::new(reservation.id, reservation.version, payload, Metadata::new(SOURCE, correlation_id));
         store::update_status(&mut tx, &reservation).await?;
-        events::outbox::append(&mut tx, &self.streams, std::slice::from_ref(&event)).await?;
-        tx.commit().await?;
+        self.outbox.append(&mut tx, std::slice::from_ref(&event)).await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(event_type = event.event_type(), version = reservation.version, "reservation changed");
         Ok(reservation)
     }

@@ -1,5 +1,5 @@
 //! What every service stands on: its migrated schema, the Redis its events
-//! go through, the relay of its outbox, and the listener it serves on.
+//! go through, its outbox and the relay of it, and the listener it serves on.
 
 use crate::Settings;
 use anyhow::Context;
@@ -16,6 +16,8 @@ pub struct Foundation {
     pub pool: PgPool,
     /// The Redis the service publishes to and consumes from.
     pub redis: redis::Client,
+    /// Where the service appends its events and commits them, waking `relay`.
+    pub outbox: events::Outbox,
     /// Publishes the service's outbox; run it with [`run`].
     pub relay: events::OutboxRelay,
     /// Bound to `SERVER_PORT` or the service's default port.
@@ -25,7 +27,7 @@ pub struct Foundation {
 impl Foundation {
     /// Connects to PostgreSQL (creating and migrating the service's schema,
     /// `DB_SCHEMA` or `default_schema`), opens the Redis client, prepares the
-    /// outbox relay and binds the listener (`SERVER_PORT` or `default_port`).
+    /// outbox and its relay, and binds the listener (`SERVER_PORT` or `default_port`).
     ///
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, a Redis setting is
@@ -48,9 +50,10 @@ impl Foundation {
         let relay_config =
             events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
         let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
+        let outbox = events::Outbox::new(settings.streams(), relay.waker());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-        Ok(Self { pool, redis, relay, listener })
+        Ok(Self { pool, redis, outbox, relay, listener })
     }
 }
 

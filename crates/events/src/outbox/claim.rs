@@ -131,26 +131,30 @@ impl Horizon {
     }
 }
 
-/// Deletes the oldest committed rows after `after` (at most `limit`) in `tx`
-/// and returns them; nothing if another relay holds the publishing lock.
+/// Takes the publishing lock of the outbox in `tx`'s schema until `tx` ends,
+/// unless another relay holds it. Returns whether it was taken.
+pub(super) async fn take_publishing_lock(tx: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint)")
+        .fetch_one(tx)
+        .await
+}
+
+/// Deletes the oldest committed rows after `after` (at most `limit`) in `tx`,
+/// which holds the publishing lock, and returns them.
 pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Result<Claimed, sqlx::Error> {
-    // The advisory lock is taken once (an init plan) before any row is
-    // claimed; without it the statement claims nothing. Holding it, the relay
-    // is the only one deleting rows, so the batch is a range of the primary
-    // key: rows not committed yet are invisible and wait for a later batch.
-    // The snapshot's `xmin` and the relay's transaction id are read only when
-    // a row is returned, so an empty claim stays read-only; either way the id
-    // is given after the statement's snapshot was taken.
+    // Holding the lock, the relay is the only one deleting rows, so the batch
+    // is a range of the primary key: rows not committed yet are invisible and
+    // wait for a later batch. The snapshot's `xmin` and the relay's
+    // transaction id are read only when a row is returned, so an empty claim
+    // stays read-only; either way the id is given after the statement's
+    // snapshot was taken.
     let claimed: Vec<ClaimedRow> = sqlx::query_as(
-        "WITH publisher AS (
-             SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint) AS held
-         ), snapshot AS (
+        "WITH snapshot AS (
              SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8 AS xmin,
                     pg_current_xact_id()::text::int8 AS relay_xid
          )
          DELETE FROM outbox
-         WHERE (SELECT held FROM publisher)
-           AND seq > $1
+         WHERE seq > $1
            AND seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch)
          RETURNING seq, event_id, stream, event_type, aggregate_id, version, occurred_at,
                    data::text AS data, metadata::text AS metadata,
@@ -232,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_claim_or_one_without_the_lock_moves_nothing() {
+    fn an_empty_claim_moves_nothing() {
         let horizon = Horizon::default().after(&claimed(&[1, 2], 5, 6));
         let empty = Claimed::default();
         let unchanged = horizon.after(&empty);

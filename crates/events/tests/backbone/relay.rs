@@ -76,15 +76,55 @@ async fn the_relay_publishes_in_append_order_and_empties_the_outbox() -> TestRes
     Ok(())
 }
 
-#[tokio::test]
-async fn the_relay_wakes_on_notify_well_before_its_poll_interval() -> TestResult {
-    let harness = Harness::new().await?;
+/// A relay that polls only every 30 s, and an outbox that wakes it.
+fn sleepy_relay(harness: &Harness) -> (events::OutboxRelay, events::Outbox) {
     let relay = harness.relay_with(events::RelayConfig { poll_interval: Duration::from_secs(30), ..fast_relay() });
-    let running = Running::spawn(|cancel| relay.run(cancel));
-    tokio::time::sleep(Duration::from_millis(200)).await; // let it listen
+    let outbox = events::Outbox::new(harness.streams.clone(), relay.waker());
+    (relay, outbox)
+}
 
-    harness.append(&[menu_created("Quick")]).await?;
+async fn commit_one(harness: &Harness, outbox: &events::Outbox, name: &str) -> TestResult {
+    let mut tx = harness.pool().begin().await?;
+    outbox.append(&mut tx, &[menu_created(name)]).await?;
+    outbox.commit(tx).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_commit_through_the_outbox_wakes_the_relay_well_before_its_poll_interval() -> TestResult {
+    let harness = Harness::new().await?;
+    let (relay, outbox) = sleepy_relay(&harness);
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    tokio::time::sleep(Duration::from_millis(200)).await; // let it look once and wait
+
+    commit_one(&harness, &outbox, "Quick").await?;
     let stream = harness.stream::<MenuEvent>();
+    eventually(Duration::from_secs(2), "the entry on the stream", || async {
+        Ok(harness.stream_len(&stream).await? == 1)
+    })
+    .await?;
+    running.stop().await
+}
+
+#[tokio::test]
+async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done() -> TestResult {
+    let harness = Harness::new().await?;
+    let (relay, outbox) = sleepy_relay(&harness);
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Another instance's relay is in the middle of a transaction: it holds the
+    // publishing lock, and its claim came before this commit.
+    let mut other_relay = harness.pool().begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint)")
+        .execute(&mut *other_relay)
+        .await?;
+    commit_one(&harness, &outbox, "While another publishes").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stream = harness.stream::<MenuEvent>();
+    assert_eq!(harness.stream_len(&stream).await?, 0, "published without the lock");
+    other_relay.rollback().await?;
+
     eventually(Duration::from_secs(2), "the entry on the stream", || async {
         Ok(harness.stream_len(&stream).await? == 1)
     })

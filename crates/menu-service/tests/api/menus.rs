@@ -205,7 +205,9 @@ async fn an_event_committed_while_no_relay_ran_is_published_when_the_service_sta
     let (settings, db) = test_settings().await?;
     let first = menu_service::Application::build(&settings).await?;
     drop(first); // migrated, never ran: no relay
-    let menus = menu_service::service::Menus::new(db.pool.clone(), settings.streams());
+    let nobody_listening = events::RelayWaker::default();
+    let menus =
+        menu_service::service::Menus::new(db.pool.clone(), events::Outbox::new(settings.streams(), nobody_listening));
     let name = menu_service::domain::MenuName::try_from("Committed before the crash".to_owned())?;
     let menu = menus.create(name, None, Vec::new(), "req-crash").await?;
     assert_eq!(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(&db.pool).await?, 1);
