@@ -5,7 +5,8 @@ use crate::backoff::{Backoff, Outage};
 use crate::metrics as names;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::task::Poll;
@@ -118,6 +119,10 @@ impl OutboxRelay {
     /// Publishes until `cancel` fires, surviving outages of Redis and PostgreSQL.
     /// A batch under way when `cancel` fires is finished first.
     ///
+    /// It keeps one connection of the pool while it runs: taking one for
+    /// every look, it queued behind the service's requests whenever they
+    /// filled the pool, and every event of that moment waited with it.
+    ///
     /// The backlog gauges are refreshed beside it, every second, on a
     /// connection of their own: counting a large backlog takes milliseconds,
     /// and publishing does not wait for it.
@@ -133,11 +138,12 @@ impl OutboxRelay {
     /// process just committed).
     async fn publish_until_cancelled(mut self, cancel: CancellationToken) {
         let mut redis: Option<MultiplexedConnection> = None;
+        let mut database: Option<PoolConnection<Postgres>> = None;
         let mut outage = Outage::new(self.config.backoff);
         let wakeups = Arc::clone(&self.wakeups.0);
 
         while !cancel.is_cancelled() {
-            let next_look = match self.drain(&mut redis).await {
+            let next_look = match self.drain(&mut redis, &mut database).await {
                 Ok(Drained { published, lock_busy }) => {
                     if outage.ended() {
                         tracing::info!(published, "outbox relay recovered");
@@ -145,7 +151,10 @@ impl OutboxRelay {
                     if lock_busy { LOCK_RETRY } else { self.config.poll_interval }
                 }
                 Err(error) => {
-                    redis = None;
+                    match error {
+                        RelayError::Redis(_) => redis = None,
+                        RelayError::Database(_) => database = None,
+                    }
                     let what = "outbox relay cannot publish; rows are kept and retried";
                     if !outage.wait_after(&error, what, &cancel).await {
                         break;
@@ -163,15 +172,22 @@ impl OutboxRelay {
 
     /// Publishes transaction after transaction until the outbox is empty or
     /// another relay holds the publishing lock.
-    async fn drain(&mut self, redis: &mut Option<MultiplexedConnection>) -> Result<Drained, RelayError> {
+    async fn drain(
+        &mut self,
+        redis: &mut Option<MultiplexedConnection>,
+        database: &mut Option<PoolConnection<Postgres>>,
+    ) -> Result<Drained, RelayError> {
         let redis = match redis {
             Some(connection) => connection,
             None => redis.insert(self.connect().await?),
         };
-        let mut database = self.pool.acquire().await?;
+        let database = match database {
+            Some(connection) => connection,
+            None => database.insert(self.pool.acquire().await?),
+        };
         let mut published = 0;
         loop {
-            let Some(sent) = self.publish_batches(&mut database, redis, BATCHES_PER_TRANSACTION).await? else {
+            let Some(sent) = self.publish_batches(database, redis, BATCHES_PER_TRANSACTION).await? else {
                 return Ok(Drained { published, lock_busy: true });
             };
             published += sent;
