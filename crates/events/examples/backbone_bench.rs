@@ -14,7 +14,8 @@
 //! 4. end to end: concurrent writers append events in their own transactions,
 //!    the relay publishes, a consumer group applies each through the inbox in
 //!    its own transaction; throughput at full load, then p50/p99 latency
-//!    (append → applied) at half that rate.
+//!    (append → applied) at half the target rate (0.3 × pgbench) and at half
+//!    the rate reached.
 //!
 //! `cargo run --release -p events --example backbone_bench` (PostgreSQL and
 //! Redis running; `BENCH_EVENTS` sets the event count, default 20000;
@@ -46,6 +47,9 @@ const STALL: Duration = Duration::from_secs(60);
 
 /// Rounds of raw `XADD` against the relay.
 const ROUNDS: usize = 3;
+
+/// The end-to-end target, as a share of the `pgbench` rate.
+const E2E_TARGET: f64 = 0.3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -112,14 +116,17 @@ async fn main() -> anyhow::Result<()> {
         e2e / raw,
         e2e / pgbench
     );
-    let half = e2e / 2.0;
-    let (paced, latency) = end_to_end(events / 2, Some(half)).await?;
-    println!(
-        "  at {half:.0} events/s offered ({paced:.0} achieved): latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latency.value_at_quantile(0.5) as f64 / 1000.0,
-        latency.value_at_quantile(0.99) as f64 / 1000.0,
-        latency.max() as f64 / 1000.0,
-    );
+    // The issue asks for p99 at half the target rate (0.3 × pgbench); half
+    // of the rate reached is the harder load once the target is passed.
+    for (load, rate) in [("half the target", E2E_TARGET * pgbench / 2.0), ("half the rate reached", e2e / 2.0)] {
+        let (paced, latency) = end_to_end(events / 2, Some(rate)).await?;
+        println!(
+            "  at {rate:.0} events/s offered ({load}; {paced:.0} achieved): latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            latency.value_at_quantile(0.5) as f64 / 1000.0,
+            latency.value_at_quantile(0.99) as f64 / 1000.0,
+            latency.max() as f64 / 1000.0,
+        );
+    }
     Ok(())
 }
 
