@@ -151,10 +151,9 @@ impl OutboxRelay {
                     if lock_busy { LOCK_RETRY } else { self.config.poll_interval }
                 }
                 Err(error) => {
-                    match error {
-                        RelayError::Redis(_) => redis = None,
-                        RelayError::Database(_) => database = None,
-                    }
+                    // Back in the pool, the connection's failed transaction
+                    // is rolled back at once, and with it the publishing lock.
+                    (redis, database) = (None, None);
                     let what = "outbox relay cannot publish; rows are kept and retried";
                     if !outage.wait_after(&error, what, &cancel).await {
                         break;
@@ -228,7 +227,12 @@ impl OutboxRelay {
     /// runs its commands in the order they were queued, and the publishing
     /// lock is held throughout, so batches reach the stream in claim order.
     /// If anything fails, everything is rolled back and rows already on the
-    /// stream are published again later (at least once).
+    /// stream are published again later (at least once); the caller must then
+    /// give `database` back to the pool, which finishes the rollback.
+    ///
+    /// A transaction that publishes nothing is rolled back here and now: left
+    /// to the connection's next use, it would keep the publishing lock from
+    /// other relays until this one looks again.
     async fn publish_batches(
         &mut self,
         database: &mut PgConnection,
@@ -240,6 +244,7 @@ impl OutboxRelay {
         // does not wait for the WAL flush.
         let mut tx = database.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
         if !take_publishing_lock(&mut tx).await? {
+            tx.rollback().await?;
             return Ok(None);
         }
         let after = self.horizon.settled();
@@ -294,6 +299,7 @@ impl OutboxRelay {
         let published = sent?;
         claimed?;
         if published == 0 {
+            tx.rollback().await?;
             return Ok(Some(0));
         }
         tx.commit().await?;

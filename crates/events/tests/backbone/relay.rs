@@ -133,6 +133,19 @@ async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done()
 }
 
 #[tokio::test]
+async fn an_idle_relay_leaves_the_publishing_lock_to_others() -> TestResult {
+    let harness = Harness::new().await?;
+    let (relay, _outbox) = sleepy_relay(&harness);
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    tokio::time::sleep(Duration::from_millis(200)).await; // it looked, found nothing, and waits
+
+    harness.append(&[menu_created("For the other relay")]).await?;
+    let published = harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    assert_eq!(published, 1, "the idle relay kept the publishing lock");
+    running.stop().await
+}
+
+#[tokio::test]
 async fn a_rolled_back_transaction_publishes_nothing() -> TestResult {
     let harness = Harness::new().await?;
     let mut tx = harness.pool().begin().await?;
