@@ -243,8 +243,8 @@ async fn a_slow_handler_holds_up_its_own_aggregate_not_the_entries_read_after_it
     eventually(WITHIN, "the slow handler started", || async { Ok(handler.started.load(Ordering::SeqCst)) }).await?;
 
     // Read after the slow one, in batches of ten, all of other aggregates
-    // whose lanes (aggregate id modulo the lane count, as the consumer
-    // chooses them) differ from the slow one's.
+    // whose lanes differ from the slow one's: the consumer picks a lane by
+    // aggregate id modulo its lane count, a multiple of 4.
     let lane = |event: &DomainEvent<MenuEvent>| event.aggregate_id.as_u128() % 4;
     let others: Vec<_> =
         std::iter::repeat_with(|| menu_created("Quick")).filter(|event| lane(event) != lane(&slow)).take(30).collect();
