@@ -76,11 +76,24 @@ async fn the_relay_publishes_in_append_order_and_empties_the_outbox() -> TestRes
     Ok(())
 }
 
-/// A relay that polls only every 30 s, and an outbox that wakes it.
-fn sleepy_relay(harness: &Harness) -> (events::OutboxRelay, events::Outbox) {
+/// A running relay that polls only every 30 s, past its first look (it
+/// found nothing and waits), and an outbox that wakes it.
+async fn sleepy_relay(harness: &Harness) -> (Running, events::Outbox) {
     let relay = harness.relay_with(events::RelayConfig { poll_interval: Duration::from_secs(30), ..fast_relay() });
     let outbox = events::Outbox::new(harness.streams.clone(), relay.waker());
-    (relay, outbox)
+    let running = Running::spawn(|cancel| relay.run(cancel));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (running, outbox)
+}
+
+/// Waits for the one entry on the menu stream, far less long than a sleepy
+/// relay's poll interval.
+async fn one_entry_soon(harness: &Harness) -> TestResult {
+    let stream = harness.stream::<MenuEvent>();
+    eventually(Duration::from_secs(2), "the entry on the stream", || async {
+        Ok(harness.stream_len(&stream).await? == 1)
+    })
+    .await
 }
 
 async fn commit_one(harness: &Harness, outbox: &events::Outbox, name: &str) -> TestResult {
@@ -93,26 +106,16 @@ async fn commit_one(harness: &Harness, outbox: &events::Outbox, name: &str) -> T
 #[tokio::test]
 async fn a_commit_through_the_outbox_wakes_the_relay_well_before_its_poll_interval() -> TestResult {
     let harness = Harness::new().await?;
-    let (relay, outbox) = sleepy_relay(&harness);
-    let running = Running::spawn(|cancel| relay.run(cancel));
-    tokio::time::sleep(Duration::from_millis(200)).await; // let it look once and wait
-
+    let (running, outbox) = sleepy_relay(&harness).await;
     commit_one(&harness, &outbox, "Quick").await?;
-    let stream = harness.stream::<MenuEvent>();
-    eventually(Duration::from_secs(2), "the entry on the stream", || async {
-        Ok(harness.stream_len(&stream).await? == 1)
-    })
-    .await?;
+    one_entry_soon(&harness).await?;
     running.stop().await
 }
 
 #[tokio::test]
 async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done() -> TestResult {
     let harness = Harness::new().await?;
-    let (relay, outbox) = sleepy_relay(&harness);
-    let running = Running::spawn(|cancel| relay.run(cancel));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
+    let (running, outbox) = sleepy_relay(&harness).await;
     // Another instance's relay is in the middle of a transaction: it holds the
     // publishing lock, and its claim came before this commit.
     let mut other_relay = harness.pool().begin().await?;
@@ -124,20 +127,14 @@ async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done()
     let stream = harness.stream::<MenuEvent>();
     assert_eq!(harness.stream_len(&stream).await?, 0, "published without the lock");
     other_relay.rollback().await?;
-
-    eventually(Duration::from_secs(2), "the entry on the stream", || async {
-        Ok(harness.stream_len(&stream).await? == 1)
-    })
-    .await?;
+    one_entry_soon(&harness).await?;
     running.stop().await
 }
 
 #[tokio::test]
 async fn an_idle_relay_leaves_the_publishing_lock_to_others() -> TestResult {
     let harness = Harness::new().await?;
-    let (relay, _outbox) = sleepy_relay(&harness);
-    let running = Running::spawn(|cancel| relay.run(cancel));
-    tokio::time::sleep(Duration::from_millis(200)).await; // it looked, found nothing, and waits
+    let (running, _outbox) = sleepy_relay(&harness).await;
 
     harness.append(&[menu_created("For the other relay")]).await?;
     let published = harness.relay().publish_batch(&mut harness.connection().await?).await?;
