@@ -65,8 +65,9 @@ const PIPELINES_IN_FLIGHT: usize = 2;
 /// How many claimed batches may wait for their turn to be sent.
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// How soon a relay that found another one publishing looks again: rows
-/// committed in its own process may have come too late for the other's claim.
+/// How soon a woken relay that found another one publishing looks again:
+/// rows committed in its own process may have come too late for the other's
+/// claim. (Not woken, it leaves them to the other relay and its poll.)
 const LOCK_RETRY: Duration = Duration::from_millis(5);
 
 /// Wakes a relay once rows it should publish are committed.
@@ -133,14 +134,17 @@ impl OutboxRelay {
         tracing::info!("outbox relay stopped");
     }
 
-    /// Looks at the outbox when woken, every poll interval, and soon again
-    /// when another relay was publishing (it may have missed rows this
-    /// process just committed).
+    /// Looks at the outbox when woken and every poll interval. Woken, it
+    /// looks again soon while another relay holds the lock, until it has had
+    /// a look of its own: the other's claim may have come before this
+    /// process's commit.
     async fn publish_until_cancelled(mut self, cancel: CancellationToken) {
         let mut redis: Option<MultiplexedConnection> = None;
         let mut database: Option<PoolConnection<Postgres>> = None;
         let mut outage = Outage::new(self.config.backoff);
         let wakeups = Arc::clone(&self.wakeups.0);
+        // Rows may have been committed before the relay started.
+        let mut woken = true;
 
         while !cancel.is_cancelled() {
             let next_look = match self.drain(&mut redis, &mut database).await {
@@ -148,7 +152,8 @@ impl OutboxRelay {
                     if outage.ended() {
                         tracing::info!(published, "outbox relay recovered");
                     }
-                    if lock_busy { LOCK_RETRY } else { self.config.poll_interval }
+                    woken &= lock_busy;
+                    if woken { LOCK_RETRY } else { self.config.poll_interval }
                 }
                 Err(error) => {
                     // Back in the pool, the connection's failed transaction
@@ -163,7 +168,7 @@ impl OutboxRelay {
             };
             tokio::select! {
                 () = cancel.cancelled() => break,
-                () = wakeups.notified() => {}
+                () = wakeups.notified() => woken = true,
                 () = tokio::time::sleep(next_look) => {}
             }
         }
