@@ -152,6 +152,7 @@ impl OutboxRelay {
                     if outage.ended() {
                         tracing::info!(published, "outbox relay recovered");
                     }
+                    // A look with the lock answers the wake.
                     woken &= lock_busy;
                     if woken { LOCK_RETRY } else { self.config.poll_interval }
                 }
