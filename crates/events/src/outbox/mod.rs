@@ -91,7 +91,9 @@ impl Outbox {
     /// Commits `tx` and wakes the relay to publish what it appended.
     ///
     /// # Errors
-    /// The commit failed: nothing was written.
+    /// The commit failed: nothing was written (unless the connection broke
+    /// during the commit, when its outcome is unknown; the relay's poll still
+    /// publishes what did commit).
     pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         tx.commit().await?;
         self.relay.wake();
