@@ -368,6 +368,13 @@ impl<H: Handler<MenuEvent>> Handler<MenuEvent> for Measured<H> {
     }
 }
 
+/// Opens every connection `pool` may hold.
+async fn warm(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let size = usize::try_from(pool.options().get_max_connections())?;
+    futures::future::try_join_all((0..size).map(|_| pool.acquire())).await?;
+    Ok(())
+}
+
 /// Appends `events` from `WRITERS` tasks (at `rate` events/s overall if given,
 /// else as fast as they can) and waits until all are applied. Returns the
 /// achieved rate and the latency histogram.
@@ -379,6 +386,10 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     let redis = testkit::redis_client()?;
     let cancel = CancellationToken::new();
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    // As in a running service, the pools are open, and the relay and the
+    // consumer have started, before the first event: the first events do not
+    // wait for new PostgreSQL backends.
+    warm(&db.pool).await?;
 
     let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
     let outbox = events::Outbox::new(streams.clone(), relay.waker());
@@ -390,12 +401,14 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     // The consumer is another service, with a pool of its own, as in the platform.
     let consumer_pool =
         sqlx::postgres::PgPoolOptions::new().max_connections(10).connect_with(db.options.clone()).await?;
+    warm(&consumer_pool).await?;
     let handler = Measured {
         inner: Inboxed::new(Inbox::new(consumer_pool, "bench"), Apply),
         applied: Arc::clone(&applied),
         latency: Arc::clone(&latency),
     };
     let consumer = tokio::spawn(Consumer::new(redis, config, handler).run(cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rate_limited = rate.is_some();
     let started = Instant::now();
