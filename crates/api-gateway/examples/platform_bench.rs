@@ -20,7 +20,8 @@ use chrono::{TimeDelta, Utc};
 use hdrhistogram::Histogram;
 use rand::Rng;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,19 +84,8 @@ const BENCH_GUEST_EMAIL: &str = "bench@example.com";
 /// A pool on the reservation service's schema, for reading its view and
 /// removing the benchmark's bookings.
 async fn connect_to_schema(database: &str, schema: &str) -> anyhow::Result<sqlx::PgPool> {
-    let schema = schema.to_owned();
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .after_connect(move |connection, _| {
-            let schema = schema.clone();
-            Box::pin(async move {
-                sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}"))).execute(connection).await?;
-                Ok(())
-            })
-        })
-        .connect(database)
-        .await?;
-    Ok(pool)
+    let options = PgConnectOptions::from_str(database)?.options([("search_path", schema)]);
+    Ok(PgPoolOptions::new().max_connections(1).connect_with(options).await?)
 }
 
 /// A booking of one guest at a random minute of the next 80 days, so that
