@@ -22,9 +22,10 @@
 //! handler holds up only its own lane, and never the next read. There are
 //! eight lanes for each of the `concurrency` handlers that may run at once,
 //! so that an entry seldom waits behind another aggregate's. At most
-//! `batch_size` entries wait in the lanes at a time. An
-//! entry is acknowledged (`XACK`) only after its handler succeeded. A failed attempt is retried with backoff; after
-//! `max_deliveries` attempts the entry is copied, with its last error, to the
+//! `batch_size` entries wait in the lanes at a time.
+//!
+//! An entry is acknowledged (`XACK`) only after its handler succeeded. A
+//! failed attempt is retried with backoff; after `max_deliveries` attempts the entry is copied, with its last error, to the
 //! dead-letter stream and acknowledged, in one `MULTI`. An entry whose `type`
 //! the consumer does not know (a newer producer) is acknowledged and counted;
 //! an entry that cannot be decoded is dead-lettered at once.
@@ -160,10 +161,9 @@ struct Pending<E> {
 /// handler's start was 10.3 ms with 32 lanes, 4.5–5.3 ms with 128.
 const LANES_PER_HANDLER: usize = 8;
 
-/// Queues of decoded entries, one per lane. An
-/// aggregate always maps to the same lane, so its events are handled one
-/// after another in stream order, across reads; different lanes run side by
-/// side. At most `batch_size` entries wait in all lanes together: reading
+/// Queues of decoded entries, one per lane. An aggregate always maps to the
+/// same lane, so its events are handled one after another in stream order,
+/// across reads; different lanes run side by side. At most `batch_size` entries wait in all lanes together: reading
 /// pauses until there is room, so little is in hand when shutdown comes (a
 /// lane stuck behind one slow aggregate can fill that room and pause reading
 /// for all, as a whole batch waiting for its slowest entry did before).
