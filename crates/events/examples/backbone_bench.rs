@@ -386,12 +386,13 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     let redis = testkit::redis_client()?;
     let cancel = CancellationToken::new();
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    // As in a running service, the pools are open, and the relay and the
-    // consumer have started, before the first event: the first events do not
-    // wait for new PostgreSQL backends.
-    warm(&db.pool).await?;
+    // As in a running service, the pools (with the services' options) are
+    // open, and the relay and the consumer have started, before the first
+    // event: the first events do not wait for new PostgreSQL backends.
+    let producer_pool = events::pool::options().max_connections(10).connect_with(db.options.clone()).await?;
+    warm(&producer_pool).await?;
 
-    let relay = OutboxRelay::new(db.pool.clone(), redis.clone(), RelayConfig::default());
+    let relay = OutboxRelay::new(producer_pool.clone(), redis.clone(), RelayConfig::default());
     let outbox = events::Outbox::new(streams.clone(), relay.waker());
     let relay = tokio::spawn(relay.run(cancel.clone()));
     let mut config = ConsumerConfig::new(streams.of::<MenuEvent>(), "bench", "c1");
@@ -399,8 +400,7 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     config.batch_size = 200;
     let applied = Arc::new(AtomicUsize::new(0));
     // The consumer is another service, with a pool of its own, as in the platform.
-    let consumer_pool =
-        sqlx::postgres::PgPoolOptions::new().max_connections(10).connect_with(db.options.clone()).await?;
+    let consumer_pool = events::pool::options().max_connections(10).connect_with(db.options.clone()).await?;
     warm(&consumer_pool).await?;
     let handler = Measured {
         inner: Inboxed::new(Inbox::new(consumer_pool, "bench"), Apply),
@@ -415,7 +415,7 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     let per_writer = events / WRITERS;
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let pool = db.pool.clone();
+            let pool = producer_pool.clone();
             let outbox = outbox.clone();
             tokio::spawn(async move {
                 let mut ticker = rate.map(|rate| {

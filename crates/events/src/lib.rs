@@ -59,6 +59,7 @@ pub mod inbox;
 pub mod menu;
 pub mod metrics;
 pub mod outbox;
+pub mod pool;
 pub mod reservation;
 pub mod schema;
 

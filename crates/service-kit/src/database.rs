@@ -1,8 +1,9 @@
-//! The service's PostgreSQL pool, on its own schema, migrated at start.
+//! The service's PostgreSQL pool, on its own schema, migrated at start, with
+//! the connection checks of [`events::pool`].
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub async fn connect(
         .with_context(|| format!("creating schema {schema}"))?;
     admin.close().await?;
 
-    let pool = PgPoolOptions::new()
+    let pool = events::pool::options()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
