@@ -46,6 +46,13 @@
 //! nothing on a crash) for a stream to survive a Redis restart. Without it, a
 //! restart empties the streams: events already published are gone (the outbox
 //! let go of them when they were published) and consumer groups are recreated.
+//!
+//! # Connections
+//!
+//! Each event costs its writer and its inbox a transaction of their own, so
+//! round trips to PostgreSQL count: services build their pools from
+//! [`pool::options`], which checks a pooled connection only after it has been
+//! idle for a while instead of on every use.
 
 #![deny(missing_docs)]
 
