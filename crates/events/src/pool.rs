@@ -32,20 +32,28 @@ pub fn options() -> PgPoolOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::PgPool;
     use testkit::TestDb;
 
-    async fn backend_pid(pool: &sqlx::PgPool) -> anyhow::Result<i32> {
+    async fn backend_pid(pool: &PgPool) -> anyhow::Result<i32> {
         Ok(sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(pool).await?)
+    }
+
+    /// A one-connection pool whose connection was just used and whose
+    /// server process was then terminated, and that process's id.
+    async fn pool_whose_connection_died(db: &TestDb) -> anyhow::Result<(PgPool, i32)> {
+        let pool = options().max_connections(1).connect_with(db.options.clone()).await?;
+        let doomed = backend_pid(&pool).await?;
+        let terminated: bool =
+            sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(doomed).fetch_one(&db.pool).await?;
+        anyhow::ensure!(terminated, "backend {doomed} was not terminated");
+        Ok((pool, doomed))
     }
 
     #[tokio::test]
     async fn a_long_idle_connection_that_died_is_replaced_before_use() -> anyhow::Result<()> {
         let db = TestDb::new().await?;
-        let pool = options().max_connections(1).connect_with(db.options.clone()).await?;
-        let doomed = backend_pid(&pool).await?;
-        let terminated: bool =
-            sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(doomed).fetch_one(&db.pool).await?;
-        assert!(terminated);
+        let (pool, doomed) = pool_whose_connection_died(&db).await?;
         tokio::time::sleep(CHECK_AFTER_IDLE + Duration::from_millis(100)).await;
 
         let replacement = backend_pid(&pool).await?;
@@ -56,11 +64,7 @@ mod tests {
     #[tokio::test]
     async fn a_recently_used_connection_is_handed_out_unchecked_and_dropped_once_it_fails() -> anyhow::Result<()> {
         let db = TestDb::new().await?;
-        let pool = options().max_connections(1).connect_with(db.options.clone()).await?;
-        let doomed = backend_pid(&pool).await?;
-        let terminated: bool =
-            sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(doomed).fetch_one(&db.pool).await?;
-        assert!(terminated);
+        let (pool, doomed) = pool_whose_connection_died(&db).await?;
 
         assert!(backend_pid(&pool).await.is_err(), "used within a second, the dead connection was not checked");
         let replacement = backend_pid(&pool).await?;
