@@ -101,4 +101,16 @@ mod tests {
         let outbox = events::outbox::AppendError::Database(sqlx::Error::PoolClosed);
         assert_eq!(StoreError::from(outbox).problem("the menu database").status, 503);
     }
+
+    #[tokio::test]
+    async fn a_connection_whose_server_went_away_is_a_503() -> anyhow::Result<()> {
+        let db = testkit::TestDb::new().await?;
+        let mut connection = PgConnection::connect_with(&db.options).await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut connection).await?;
+        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await?;
+
+        let lost = sqlx::query("SELECT 1").execute(&mut connection).await.err().context("the query failed")?;
+        assert_eq!(StoreError::from(lost).problem("the menu database").status, 503);
+        Ok(())
+    }
 }

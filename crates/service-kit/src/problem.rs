@@ -79,16 +79,26 @@ impl Problem {
     /// 503 if `cause` means the database is unreachable (so trying again
     /// later may work), else 500. `error` is what gets logged.
     pub fn database(what: &str, cause: &sqlx::Error, error: &(dyn std::error::Error + 'static)) -> Self {
-        let unreachable = matches!(
-            cause,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
-        );
-        if unreachable { Self::unavailable(what, error) } else { Self::internal(error) }
+        if database_unreachable(cause) { Self::unavailable(what, error) } else { Self::internal(error) }
     }
 
     /// The status as a `StatusCode`.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Whether `cause` says the database cannot be reached now: no connection
+/// in time, a broken one, or the server going away under it (SQLSTATE class
+/// 08, connection exception; 57P01–57P03, shut down or starting up), as a
+/// pooled connection finds out after a restart of PostgreSQL.
+fn database_unreachable(cause: &sqlx::Error) -> bool {
+    match cause {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(error) => error
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 
