@@ -41,9 +41,10 @@ pub async fn lock_seats(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_at
 }
 
 /// The most seats held at any moment between `starts_at` and `ends_at` by
-/// pending and confirmed reservations. Occupancy only rises where a
-/// reservation starts, so it is enough to look at `starts_at` and at the
-/// starts inside the interval. Call it under [`lock_seats`].
+/// pending and confirmed reservations. It sweeps the overlapping
+/// reservations' arrivals (from `starts_at` on) and departures (before
+/// `ends_at`) in time order, departures first at equal times, and keeps the
+/// highest running sum. Call it under [`lock_seats`].
 ///
 /// # Errors
 /// PostgreSQL failed.
@@ -52,13 +53,13 @@ pub async fn seats_taken(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_a
         "WITH overlapping AS (
              SELECT starts_at, ends_at, party_size FROM reservations
              WHERE status IN ('pending', 'confirmed') AND tstzrange(starts_at, ends_at) && tstzrange($1, $2)
-         ), moments AS (
-             SELECT $1::timestamptz AS at UNION SELECT starts_at FROM overlapping WHERE starts_at > $1
          )
-         SELECT COALESCE(MAX(taken), 0)::int8 FROM (
-             SELECT SUM(o.party_size) AS taken
-             FROM moments m JOIN overlapping o ON o.starts_at <= m.at AND o.ends_at > m.at
-             GROUP BY m.at
+         SELECT COALESCE(MAX(seated), 0)::int8 FROM (
+             SELECT SUM(change) OVER (ORDER BY at, change ROWS UNBOUNDED PRECEDING) AS seated FROM (
+                 SELECT GREATEST(starts_at, $1) AS at, party_size AS change FROM overlapping
+                 UNION ALL
+                 SELECT ends_at, -party_size FROM overlapping WHERE ends_at < $2
+             ) AS changes
          ) AS occupancy",
     )
     .bind(starts_at)
