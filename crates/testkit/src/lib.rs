@@ -2,8 +2,9 @@
 //!
 //! Tests run in parallel against the one PostgreSQL and Redis of the machine,
 //! so each test takes isolated state: [`TestDb`] is a fresh schema in the
-//! `platform_test` database (schemas older than an hour are dropped), [`unique`] makes stream, group and prefix names no
-//! other test uses, and [`RedisServer`] starts a private, persistent
+//! `platform_test` database (schemas older than an hour are dropped, and so
+//! are test streams idle for an hour), [`unique`] makes stream, group and
+//! prefix names no other test uses, and [`RedisServer`] starts a private, persistent
 //! `redis-server` for tests that need to kill and restart Redis. [`Api`]
 //! talks JSON to a service under test, and [`stream::entries`] reads a
 //! stream's events back.
@@ -106,7 +107,16 @@ impl TestDb {
         let server = PgConnectOptions::from_str(&postgres_url())?;
         ensure_database(&server).await?;
         static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-        SWEPT.get_or_try_init(|| drop_old_schemas(&server)).await?;
+        SWEPT
+            .get_or_try_init(|| async {
+                drop_old_schemas(&server).await?;
+                // Tidying Redis is a courtesy; a Redis that refuses it must not fail the tests.
+                if let Err(error) = delete_old_streams(IDLE_STREAM_LIFETIME).await {
+                    tracing::warn!(%error, "deleting old test streams failed");
+                }
+                anyhow::Ok(())
+            })
+            .await?;
         let schema = format!("t_{}_{}", unix_seconds(), &Uuid::new_v4().simple().to_string()[..12]);
         let options = server.database(TEST_DATABASE).options([("search_path", schema.as_str())]);
         let mut admin = sqlx::PgConnection::connect_with(&options).await?;
@@ -145,6 +155,53 @@ async fn drop_old_schemas(server: &PgConnectOptions) -> anyhow::Result<()> {
         }
     }
     admin.close().await?;
+    Ok(())
+}
+
+/// The prefixes of the streams tests name with [`unique`].
+const TEST_STREAM_PREFIXES: [&str; 2] = ["test-", "ctl-"];
+
+/// How long a test stream may sit untouched before a later run deletes it.
+const IDLE_STREAM_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Whether `key` is a stream name made by [`unique`] with `prefix`.
+fn is_test_stream(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .and_then(|rest| rest.get(..12))
+        .is_some_and(|suffix| suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// Deletes the test streams nobody has touched for `lifetime`, as
+/// [`drop_old_schemas`] does for schemas, so that the shared Redis does not
+/// fill up with every run's streams.
+async fn delete_old_streams(lifetime: Duration) -> anyhow::Result<()> {
+    let mut redis = redis_client()?.get_multiplexed_async_connection().await.context("connecting to redis")?;
+    for prefix in TEST_STREAM_PREFIXES {
+        let mut cursor = 0_u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .arg("TYPE")
+                .arg("stream")
+                .query_async(&mut redis)
+                .await?;
+            for key in keys.into_iter().filter(|key| is_test_stream(key, prefix)) {
+                let idle_seconds: Option<u64> =
+                    redis::cmd("OBJECT").arg("IDLETIME").arg(&key).query_async(&mut redis).await?;
+                if idle_seconds.is_some_and(|idle| idle > lifetime.as_secs()) {
+                    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut redis).await?;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
     Ok(())
 }
 
@@ -243,5 +300,44 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::aio::MultiplexedConnection;
+
+    async fn exists(redis: &mut MultiplexedConnection, key: &str) -> anyhow::Result<bool> {
+        Ok(redis::cmd("EXISTS").arg(key).query_async(redis).await?)
+    }
+
+    /// Replaces `key` with a copy that Redis takes for two hours untouched.
+    async fn leave_untouched_for_two_hours(redis: &mut MultiplexedConnection, key: &str) -> anyhow::Result<()> {
+        let dump: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(redis).await?;
+        let restore = redis::cmd("RESTORE").arg(key).arg(0).arg(dump).arg("REPLACE").arg("IDLETIME").arg(7200).clone();
+        let _: () = restore.query_async(redis).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn test_streams_idle_past_their_lifetime_are_deleted_and_others_kept() -> anyhow::Result<()> {
+        let mut redis = redis_client()?.get_multiplexed_async_connection().await?;
+        let (fresh, stale) = (format!("{}menu-events", unique("test-")), format!("{}menu-events", unique("test-")));
+        let not_made_by_unique = format!("test-stream-of-someone-else-{}", unique(""));
+        for key in [&fresh, &stale, &not_made_by_unique] {
+            let _: String =
+                redis::cmd("XADD").arg(key).arg("*").arg("field").arg("value").query_async(&mut redis).await?;
+        }
+        leave_untouched_for_two_hours(&mut redis, &stale).await?;
+        leave_untouched_for_two_hours(&mut redis, &not_made_by_unique).await?;
+
+        delete_old_streams(IDLE_STREAM_LIFETIME).await?;
+
+        assert!(!exists(&mut redis, &stale).await?, "the stale test stream was deleted");
+        assert!(exists(&mut redis, &fresh).await?, "the fresh one was kept");
+        assert!(exists(&mut redis, &not_made_by_unique).await?, "a stream not named by `unique` was kept");
+        let _: () = redis::cmd("DEL").arg(&fresh).arg(&not_made_by_unique).query_async(&mut redis).await?;
+        Ok(())
     }
 }
