@@ -4,10 +4,11 @@ use crate::domain::{Category, Cents, Currency, Description, ItemName, Menu, Menu
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use service_kit::database::StoreError;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
-use std::collections::HashMap;
 use uuid::Uuid;
 
+/// A menu with its items, as `select_menus_with_items!` reads it.
 #[derive(sqlx::FromRow)]
 struct MenuRow {
     id: Uuid,
@@ -17,18 +18,34 @@ struct MenuRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// In position order; null for a menu without items.
+    items: Option<Json<Vec<ItemRow>>>,
 }
 
-#[derive(sqlx::FromRow)]
+/// One item, as `json_agg` writes a `menu_items` row (the columns not
+/// needed here are ignored).
+#[derive(serde::Deserialize)]
 struct ItemRow {
     id: Uuid,
-    menu_id: Uuid,
     name: String,
     description: Option<String>,
     category: String,
     price_cents: i64,
     currency: String,
     available: bool,
+}
+
+/// Selects menus with their items in one statement, so that a read is one
+/// round trip; the caller adds the `WHERE` (on `m`) and the order.
+macro_rules! select_menus_with_items {
+    ($rest:literal) => {
+        concat!(
+            "SELECT m.id, m.name, m.description, m.status, m.version, m.created_at, m.updated_at,
+                    (SELECT json_agg(i ORDER BY i.position) FROM menu_items i WHERE i.menu_id = m.id) AS items
+             FROM menus m ",
+            $rest
+        )
+    };
 }
 
 /// Inserts a new menu and its items.
@@ -102,30 +119,29 @@ async fn upsert_items(tx: &mut PgConnection, menu: &Menu) -> Result<(), StoreErr
 /// Loads a menu and locks its row until the transaction ends, so that
 /// concurrent changes of one menu happen one after another.
 ///
+/// The lock and the read are two statements: a statement that waited for
+/// the lock would see the locked row's newest version but, in its
+/// subquery, the items as they were when it began.
+///
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Menu>, StoreError> {
-    let row: Option<MenuRow> = sqlx::query_as(
-        "SELECT id, name, description, status, version, created_at, updated_at FROM menus WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(assemble(row.into_iter().collect(), tx).await?.pop())
+    let locked: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM menus WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    find(tx, id).await
 }
 
 /// Reads a menu.
 ///
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
-pub async fn find(pool: &PgPool, id: MenuId) -> Result<Option<Menu>, StoreError> {
-    let row: Option<MenuRow> = sqlx::query_as(
-        "SELECT id, name, description, status, version, created_at, updated_at FROM menus WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(assemble(row.into_iter().collect(), pool).await?.pop())
+pub async fn find(executor: impl PgExecutor<'_>, id: MenuId) -> Result<Option<Menu>, StoreError> {
+    let row: Option<MenuRow> =
+        sqlx::query_as(select_menus_with_items!("WHERE m.id = $1")).bind(id).fetch_optional(executor).await?;
+    row.map(to_menu).transpose()
 }
 
 /// One page of menus, oldest first, optionally of one status.
@@ -133,46 +149,24 @@ pub async fn find(pool: &PgPool, id: MenuId) -> Result<Option<Menu>, StoreError>
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn list(pool: &PgPool, status: Option<MenuStatus>, limit: i64, offset: i64) -> Result<Vec<Menu>, StoreError> {
-    let rows: Vec<MenuRow> = sqlx::query_as(
-        "SELECT id, name, description, status, version, created_at, updated_at FROM menus
-         WHERE ($1::text IS NULL OR status = $1)
-         ORDER BY created_at, id LIMIT $2 OFFSET $3",
-    )
+    let rows: Vec<MenuRow> = sqlx::query_as(select_menus_with_items!(
+        "WHERE ($1::text IS NULL OR m.status = $1) ORDER BY m.created_at, m.id LIMIT $2 OFFSET $3"
+    ))
     .bind(status.map(MenuStatus::as_str))
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    assemble(rows, pool).await
+    rows.into_iter().map(to_menu).collect()
 }
 
-/// Turns menu rows into menus, reading all their items in one query.
-async fn assemble<'e>(rows: Vec<MenuRow>, executor: impl PgExecutor<'e>) -> Result<Vec<Menu>, StoreError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let items: Vec<ItemRow> = sqlx::query_as(
-        "SELECT id, menu_id, name, description, category, price_cents, currency, available
-         FROM menu_items WHERE menu_id = ANY($1) ORDER BY menu_id, position",
-    )
-    .bind(&ids)
-    .fetch_all(executor)
-    .await?;
-    let mut by_menu: HashMap<Uuid, Vec<ItemRow>> = HashMap::new();
-    for item in items {
-        by_menu.entry(item.menu_id).or_default().push(item);
-    }
-    rows.into_iter()
-        .map(|row| {
-            let menu_id = row.id;
-            let items = by_menu.remove(&menu_id).unwrap_or_default();
-            to_menu(row, items).map_err(|detail| StoreError::Corrupt { entity: "menu", id: menu_id, detail })
-        })
-        .collect()
+/// A stored menu as the domain's, or why it is not a valid one.
+fn to_menu(row: MenuRow) -> Result<Menu, StoreError> {
+    let id = row.id;
+    to_domain(row).map_err(|detail| StoreError::Corrupt { entity: "menu", id, detail })
 }
 
-fn to_menu(row: MenuRow, items: Vec<ItemRow>) -> Result<Menu, String> {
+fn to_domain(row: MenuRow) -> Result<Menu, String> {
     let text = |e: crate::domain::ValueError| e.0;
     Ok(Menu {
         id: row.id.into(),
@@ -180,7 +174,10 @@ fn to_menu(row: MenuRow, items: Vec<ItemRow>) -> Result<Menu, String> {
         description: row.description.map(Description::try_from).transpose().map_err(text)?,
         status: MenuStatus::parse(&row.status).ok_or_else(|| format!("unknown status {:?}", row.status))?,
         version: row.version,
-        items: items
+        items: row
+            .items
+            .map(|Json(items)| items)
+            .unwrap_or_default()
             .into_iter()
             .map(|item| {
                 Ok(MenuItem {

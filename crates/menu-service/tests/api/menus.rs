@@ -170,6 +170,70 @@ async fn adding_and_editing_items_publish_item_events() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_menu_reads_back_with_its_items_in_their_order_and_one_without_items_with_none() -> TestResult {
+    let app = spawn_app().await?;
+    let names = ["Zucchini fritters", "Anchovies", "Mussels", "Beef tartare", "Yoghurt", "Cheese board"];
+    let items: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| json!({"name": name, "category": "starter", "price_cents": 500 + n, "currency": "EUR"}))
+        .collect();
+    let tapas: Value = app.post("/api/v1/menus", &json!({"name": "Tapas", "items": items})).await?.json().await?;
+    let empty = app.post("/api/v1/menus", &json!({"name": "Coming soon", "items": []})).await?;
+    assert_eq!(empty.status(), 201);
+    let empty: Value = empty.json().await?;
+
+    let fetched: Value =
+        app.get(&format!("/api/v1/menus/{}", tapas["id"].as_str().unwrap_or_default())).await?.json().await?;
+    let fetched_names: Vec<&str> =
+        fetched["items"].as_array().into_iter().flatten().filter_map(|item| item["name"].as_str()).collect();
+    assert_eq!(fetched_names, names, "items come back in the order they were given");
+    assert_eq!(fetched, tapas);
+    let fetched: Value =
+        app.get(&format!("/api/v1/menus/{}", empty["id"].as_str().unwrap_or_default())).await?.json().await?;
+    assert_eq!(fetched["items"], json!([]));
+
+    let listed: Value = app.get("/api/v1/menus").await?.json().await?;
+    assert_eq!(listed["menus"], json!([tapas, empty]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_changes_of_one_menu_apply_one_after_another_each_on_the_one_before() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let items = format!("/api/v1/menus/{}/items", menu["id"].as_str().unwrap_or_default());
+    let additions = (0..8).map(|n| {
+        let (app, items) = (&app, &items);
+        async move {
+            let item =
+                json!({"name": format!("Special {n}"), "category": "main", "price_cents": 900, "currency": "EUR"});
+            let response = app.post(items, &item).await?;
+            anyhow::ensure!(response.status() == 201, "adding special {n}: {}", response.status());
+            anyhow::Ok(response.json::<Value>().await?)
+        }
+    });
+    let bodies = futures::future::try_join_all(additions).await?;
+
+    let mut versions: Vec<i64> = bodies.iter().filter_map(|body| body["version"].as_i64()).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=9).collect::<Vec<_>>(), "every change got a version of its own");
+    for body in &bodies {
+        let (version, items) = (body["version"].as_i64(), body["items"].as_array().map(Vec::len));
+        assert_eq!(
+            items.and_then(|n| i64::try_from(n).ok()),
+            version.map(|v| v + 1),
+            "{body}: built on the one before"
+        );
+    }
+    let entries = app.entries(9).await?;
+    let mut added: Vec<i64> = entries.iter().filter(|e| e.event_type == "MenuItemAdded").map(|e| e.version).collect();
+    added.sort_unstable();
+    assert_eq!(added, (2..=9).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[tokio::test]
 async fn menus_are_listed_by_status_a_page_at_a_time() -> TestResult {
     let app = spawn_app().await?;
     let mut ids = Vec::new();
