@@ -44,9 +44,12 @@ pub fn redis_client() -> anyhow::Result<redis::Client> {
     redis::Client::open(redis_url()).context("opening redis client")
 }
 
+/// How many hex digits [`unique`] appends.
+const UNIQUE_SUFFIX_LEN: usize = 12;
+
 /// `prefix` followed by a short random suffix: a name no other test uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..12])
+    format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..UNIQUE_SUFFIX_LEN])
 }
 
 /// Sends logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
@@ -117,7 +120,7 @@ impl TestDb {
                 anyhow::Ok(())
             })
             .await?;
-        let schema = format!("t_{}_{}", unix_seconds(), &Uuid::new_v4().simple().to_string()[..12]);
+        let schema = unique(&format!("t_{}_", unix_seconds()));
         let options = server.database(TEST_DATABASE).options([("search_path", schema.as_str())]);
         let mut admin = sqlx::PgConnection::connect_with(&options).await?;
         // The name is ours: `t_` and hex digits.
@@ -167,7 +170,7 @@ const IDLE_STREAM_LIFETIME: Duration = Duration::from_secs(3600);
 /// Whether `key` is a stream name made by [`unique`] with `prefix`.
 fn is_test_stream(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix)
-        .and_then(|rest| rest.get(..12))
+        .and_then(|rest| rest.get(..UNIQUE_SUFFIX_LEN))
         .is_some_and(|suffix| suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
