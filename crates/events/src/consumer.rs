@@ -25,10 +25,11 @@
 //! `batch_size` entries wait in the lanes at a time.
 //!
 //! An entry is acknowledged (`XACK`) only after its handler succeeded. A
-//! failed attempt is retried with backoff; after `max_deliveries` attempts the entry is copied, with its last error, to the
-//! dead-letter stream and acknowledged, in one `MULTI`. An entry whose `type`
-//! the consumer does not know (a newer producer) is acknowledged and counted;
-//! an entry that cannot be decoded is dead-lettered at once.
+//! failed attempt is retried with backoff; after `max_deliveries` attempts
+//! the entry is copied, with its last error, to the dead-letter stream and
+//! acknowledged, in one `MULTI`. An entry whose `type` the consumer does not
+//! know (a newer producer) is acknowledged and counted; an entry that cannot
+//! be decoded is dead-lettered at once.
 //!
 //! An entry delivered to an instance that died stays **pending** in the group.
 //! Every `claim_interval` each consumer runs `XAUTOCLAIM` for entries idle
@@ -163,10 +164,11 @@ const LANES_PER_HANDLER: usize = 8;
 
 /// Queues of decoded entries, one per lane. An aggregate always maps to the
 /// same lane, so its events are handled one after another in stream order,
-/// across reads; different lanes run side by side. At most `batch_size` entries wait in all lanes together: reading
-/// pauses until there is room, so little is in hand when shutdown comes (a
-/// lane stuck behind one slow aggregate can fill that room and pause reading
-/// for all, as a whole batch waiting for its slowest entry did before).
+/// across reads; different lanes run side by side. At most `batch_size`
+/// entries wait in all lanes together: reading pauses until there is room,
+/// so little is in hand when shutdown comes (a lane stuck behind one slow
+/// aggregate can fill that room and pause reading for all, as a whole batch
+/// waiting for its slowest entry did before).
 struct Lanes<E> {
     queues: Vec<mpsc::Sender<Queued<E>>>,
     room: Arc<Semaphore>,

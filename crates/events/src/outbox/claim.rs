@@ -11,16 +11,16 @@
 //! `seq` 101 is already published. Such a writer took its `seq` before the
 //! writer of the claim's last row took its own (the identity sequence hands
 //! out values in the order they are asked for; it has no per-session cache),
-//! so before the claim's snapshot; and `append` gives a writer its transaction id before its rows
-//! take a `seq`. Every such writer therefore had its transaction id before the
-//! relay's own transaction got one, which happens after the snapshot. (The
-//! snapshot's `xmax` is no such bound: it is one past the latest *completed*
-//! transaction, and a running writer may well have a higher id.) Once a later
-//! claim's oldest running transaction (`xmin`) is at or past the earlier
-//! relay transaction's id, all those writers have finished, and that later
-//! claim, scanning from the old horizon, saw and took every row they
-//! committed. Only then does the horizon move up to the earlier claim's last
-//! `seq`.
+//! so before the claim's snapshot; and `append` gives a writer its
+//! transaction id before its rows take a `seq`. Every such writer therefore
+//! had its transaction id before the relay's own transaction got one, which
+//! happens after the snapshot. (The snapshot's `xmax` is no such bound: it is
+//! one past the latest *completed* transaction, and a running writer may well
+//! have a higher id.) Once a later claim's oldest running transaction
+//! (`xmin`) is at or past the earlier relay transaction's id, all those
+//! writers have finished, and that later claim, scanning from the old
+//! horizon, saw and took every row they committed. Only then does the horizon
+//! move up to the earlier claim's last `seq`.
 
 use crate::encoding::EncodedEvent;
 use sqlx::postgres::PgRow;
