@@ -110,7 +110,9 @@ mod tests {
         sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await?;
 
         let lost = sqlx::query("SELECT 1").execute(&mut connection).await.err().context("the query failed")?;
-        assert_eq!(StoreError::from(lost).problem("the menu database").status, 503);
+        let problem = StoreError::from(lost).problem("the menu database");
+        assert_eq!(problem.status, 503);
+        assert!(problem.detail.contains("the menu database"), "{}", problem.detail);
         Ok(())
     }
 }
