@@ -76,14 +76,15 @@ async fn the_relay_publishes_in_append_order_and_empties_the_outbox() -> TestRes
     Ok(())
 }
 
-/// A running relay that polls only every 30 s, past its first look (it
-/// found nothing and waits), and an outbox that wakes it.
-async fn sleepy_relay(harness: &Harness) -> (Running, events::Outbox) {
+/// A fresh harness with a running relay that polls only every 30 s, past
+/// its first look (it found nothing and waits), and an outbox that wakes it.
+async fn sleepy_relay() -> anyhow::Result<(Harness, Running, events::Outbox)> {
+    let harness = Harness::new().await?;
     let relay = harness.relay_with(events::RelayConfig { poll_interval: Duration::from_secs(30), ..fast_relay() });
     let outbox = events::Outbox::new(harness.streams.clone(), relay.waker());
     let running = Running::spawn(|cancel| relay.run(cancel));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    (running, outbox)
+    Ok((harness, running, outbox))
 }
 
 /// Waits for the one entry on the menu stream, far less long than a sleepy
@@ -105,8 +106,7 @@ async fn commit_one(harness: &Harness, outbox: &events::Outbox, name: &str) -> T
 
 #[tokio::test]
 async fn a_commit_through_the_outbox_wakes_the_relay_well_before_its_poll_interval() -> TestResult {
-    let harness = Harness::new().await?;
-    let (running, outbox) = sleepy_relay(&harness).await;
+    let (harness, running, outbox) = sleepy_relay().await?;
     commit_one(&harness, &outbox, "Quick").await?;
     one_entry_soon(&harness).await?;
     running.stop().await
@@ -114,8 +114,7 @@ async fn a_commit_through_the_outbox_wakes_the_relay_well_before_its_poll_interv
 
 #[tokio::test]
 async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done() -> TestResult {
-    let harness = Harness::new().await?;
-    let (running, outbox) = sleepy_relay(&harness).await;
+    let (harness, running, outbox) = sleepy_relay().await?;
     // Another instance's relay is in the middle of a transaction: it holds the
     // publishing lock, and its claim came before this commit.
     let mut other_relay = harness.pool().begin().await?;
@@ -133,8 +132,7 @@ async fn a_relay_woken_while_another_one_publishes_looks_again_once_it_is_done()
 
 #[tokio::test]
 async fn an_idle_relay_leaves_the_publishing_lock_to_others() -> TestResult {
-    let harness = Harness::new().await?;
-    let (running, _outbox) = sleepy_relay(&harness).await;
+    let (harness, running, _outbox) = sleepy_relay().await?;
 
     harness.append(&[menu_created("For the other relay")]).await?;
     let published = harness.relay().publish_batch(&mut harness.connection().await?).await?;
