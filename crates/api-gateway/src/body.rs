@@ -1,6 +1,7 @@
 //! [`GatewayBody`]: the one response body type, without boxing the
 //! upstream's streamed body.
 
+use crate::connections::ResponseBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -13,7 +14,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug)]
 pub enum GatewayBody {
     /// Streamed from an upstream.
-    Upstream(hyper::body::Incoming),
+    Upstream(ResponseBody),
     /// Made by the gateway (problems, operational endpoints).
     Local(axum::body::Body),
 }

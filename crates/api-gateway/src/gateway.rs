@@ -3,13 +3,12 @@
 
 use crate::body::GatewayBody;
 use crate::cors::Cors;
-use crate::proxy::{Proxy, REQUEST_ID};
+use crate::proxy::{Peer, Proxy, REQUEST_ID};
 use crate::routes::Routes;
 use axum::response::IntoResponse;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::time::Instant;
 use tower::ServiceExt;
 
@@ -34,19 +33,19 @@ impl Gateway {
     /// Records `gateway_requests_total` by route and status,
     /// `gateway_request_duration_seconds` (until the response head) by route,
     /// and `gateway_upstream_errors_total` by service and kind.
-    pub async fn handle(&self, request: Request<Incoming>, client_ip: IpAddr) -> Response<GatewayBody> {
+    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let Some(origin) = request.headers().get(header::ORIGIN).cloned() else {
-            return self.route(request, client_ip).await;
+            return self.route(request, peer).await;
         };
         if let Some(answer) = self.cors.preflight(&request) {
             return answer;
         }
-        let mut response = self.route(request, client_ip).await;
+        let mut response = self.route(request, peer).await;
         self.cors.decorate(Some(&origin), response.headers_mut());
         response
     }
 
-    async fn route(&self, request: Request<Incoming>, client_ip: IpAddr) -> Response<GatewayBody> {
+    async fn route(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let Some(route) = self.routes.find(request.uri().path()) else {
             let response: Result<_, Infallible> = self.operations.clone().oneshot(request).await;
             return match response {
@@ -56,7 +55,7 @@ impl Gateway {
         };
         let started = Instant::now();
         let request_id = service_kit::extract::request_id_header(request.headers());
-        let response = match self.proxy.forward(route, request, client_ip, &request_id).await {
+        let response = match self.proxy.forward(route, request, peer, &request_id).await {
             Ok(response) => response,
             Err(error) => {
                 let upstream = route.upstream.name;

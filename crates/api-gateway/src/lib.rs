@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod body;
+pub mod connections;
 pub mod cors;
 pub mod gateway;
 pub mod operations;
@@ -100,7 +101,7 @@ impl Application {
 /// and the operational endpoints.
 fn worker(settings: &GatewaySettings) -> anyhow::Result<gateway::Gateway> {
     let routes = routes::Routes::new(settings)?;
-    let proxy = proxy::Proxy::new(settings.connect_timeout(), settings.upstream_timeout(), settings.max_body_bytes);
+    let proxy = proxy::Proxy::new(settings.upstream_timeout(), settings.max_body_bytes);
     let cors = cors::Cors::parse(&settings.cors_allowed_origins)?;
     let operations = operations::router(&routes);
     Ok(gateway::Gateway::new(routes, proxy, operations, cors))

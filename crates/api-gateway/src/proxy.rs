@@ -1,15 +1,14 @@
 //! Forwarding one request to its upstream and the response back, streaming
-//! both bodies, over pooled keep-alive connections.
+//! both bodies, over pooled keep-alive connections ([`crate::connections`]).
 
 use crate::body::GatewayBody;
+use crate::connections::ExchangeError;
 use crate::routes::Route;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use service_kit::Problem;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,16 +24,13 @@ pub enum ProxyError {
     BodyTooLarge(u64),
     /// No connection to the upstream. HTTP 503.
     #[error("{0} is unavailable; try again shortly")]
-    Unavailable(&'static str),
+    Unavailable(&'static str, #[source] std::io::Error),
     /// No response head in time. HTTP 504.
     #[error("{0} did not answer within {1:?}")]
     Timeout(&'static str, Duration),
     /// The upstream broke the exchange. HTTP 502.
     #[error("{0} failed to answer")]
-    BadGateway(&'static str, #[source] hyper_util::client::legacy::Error),
-    /// The request cannot be expressed upstream. HTTP 400.
-    #[error("the request URI is invalid")]
-    BadRequest(#[source] http::Error),
+    BadGateway(&'static str, #[source] hyper::Error),
 }
 
 impl ProxyError {
@@ -42,54 +38,58 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::BodyTooLarge(_) => "body_too_large",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(..) => "unavailable",
             Self::Timeout(..) => "timeout",
             Self::BadGateway(..) => "bad_gateway",
-            Self::BadRequest(_) => "bad_request",
         }
     }
 
     /// The problem the client gets.
     pub fn problem(&self) -> Problem {
-        match self {
-            Self::BodyTooLarge(_) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
-            Self::Unavailable(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
-            Self::Timeout(..) => Problem::new(StatusCode::GATEWAY_TIMEOUT, self.to_string()),
-            Self::BadGateway(..) => Problem::new(StatusCode::BAD_GATEWAY, self.to_string()),
-            Self::BadRequest(_) => Problem::new(StatusCode::BAD_REQUEST, self.to_string()),
-        }
+        let status = match self {
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
+            Self::BadGateway(..) => StatusCode::BAD_GATEWAY,
+        };
+        Problem::new(status, self.to_string())
     }
 }
 
-/// The forwarding half of the gateway: a pooled client and the limits.
+/// The client at the other end of a connection, as `X-Forwarded-For` names
+/// it: written once per connection, not once per request.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    /// The client at `ip`.
+    pub fn new(ip: IpAddr) -> Self {
+        let forwarded_for =
+            HeaderValue::try_from(ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { forwarded_for }
+    }
+}
+
+/// The forwarding half of the gateway: the limits. The connections are
+/// each upstream's own ([`crate::routes::Upstream::connections`]).
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, UpstreamBody>,
     timeout: Duration,
     max_body_bytes: u64,
 }
 
 impl Proxy {
-    /// A proxy whose upstream connections time out after `connect_timeout`,
-    /// that waits `timeout` for response heads, and refuses bodies over
-    /// `max_body_bytes`.
-    pub fn new(connect_timeout: Duration, timeout: Duration, max_body_bytes: u64) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
-        Self { client, timeout, max_body_bytes }
+    /// A proxy that waits `timeout` for response heads (connecting
+    /// included), and refuses bodies over `max_body_bytes`.
+    pub fn new(timeout: Duration, max_body_bytes: u64) -> Self {
+        Self { timeout, max_body_bytes }
     }
 
     /// Forwards `request` to `route`'s upstream and returns its response,
-    /// with hop-by-hop headers dropped both ways, `X-Forwarded-*` and
-    /// `X-Request-Id` set, and both bodies streamed.
+    /// with hop-by-hop headers dropped both ways, `Host`, `X-Forwarded-*`
+    /// and `X-Request-Id` set, and both bodies streamed.
     ///
     /// # Errors
     /// The body is too large, the upstream is unreachable, slow or broken.
@@ -97,7 +97,7 @@ impl Proxy {
         &self,
         route: &Route,
         request: Request<Incoming>,
-        client_ip: IpAddr,
+        peer: &Peer,
         request_id: &HeaderValue,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let upstream = &route.upstream;
@@ -105,26 +105,28 @@ impl Proxy {
         if declared_length(&parts.headers).is_some_and(|length| length > self.max_body_bytes) {
             return Err(ProxyError::BodyTooLarge(self.max_body_bytes));
         }
-        let path_and_query = parts.uri.path_and_query().map_or("/", |target| target.as_str());
-        parts.uri = upstream.url(path_and_query).map_err(ProxyError::BadRequest)?;
+        let path_and_query = parts.uri.into_parts().path_and_query;
+        parts.uri = Uri::from(path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/")));
         parts.version = Version::HTTP_11;
         let headers = &mut parts.headers;
         remove_hop_by_hop(headers);
-        let host = headers.remove(header::HOST);
-        set_forwarded(headers, client_ip, host);
+        let host = headers.insert(header::HOST, upstream.host.clone());
+        set_forwarded(headers, peer, host);
         headers.insert(REQUEST_ID.clone(), request_id.clone());
 
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
         let exchange = async {
             let _turn = upstream.in_flight.acquire().await;
-            self.client.request(Request::from_parts(parts, body)).await
+            upstream.connections.send(Request::from_parts(parts, body)).await
         };
         let sent = tokio::time::timeout(self.timeout, exchange).await;
         let mut response = match sent {
             Err(_) => return Err(ProxyError::Timeout(upstream.name, self.timeout)),
-            Ok(Err(error)) if exceeded_body_limit(&error) => return Err(ProxyError::BodyTooLarge(self.max_body_bytes)),
-            Ok(Err(error)) if error.is_connect() => return Err(ProxyError::Unavailable(upstream.name)),
-            Ok(Err(error)) => return Err(ProxyError::BadGateway(upstream.name, error)),
+            Ok(Err(ExchangeError::Connect(error))) => return Err(ProxyError::Unavailable(upstream.name, error)),
+            Ok(Err(ExchangeError::Exchange(error))) if exceeded_body_limit(&error) => {
+                return Err(ProxyError::BodyTooLarge(self.max_body_bytes));
+            }
+            Ok(Err(ExchangeError::Exchange(error))) => return Err(ProxyError::BadGateway(upstream.name, error)),
             Ok(Ok(response)) => response,
         };
         remove_hop_by_hop(response.headers_mut());
@@ -153,7 +155,11 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes the hop-by-hop headers and those the `Connection` header names.
+/// Most messages have none, which one pass over the names tells.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -167,12 +173,13 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends the client to `X-Forwarded-For` and records the scheme and the host it asked for.
-fn set_forwarded(headers: &mut HeaderMap, client_ip: IpAddr, host: Option<HeaderValue>) {
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|value| value.to_str().ok()) {
-        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {client_ip}")),
-        None => HeaderValue::try_from(client_ip.to_string()),
+fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue>) {
+    let client = &peer.forwarded_for;
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
+        Some(earlier) => [earlier.as_bytes(), b", ", client.as_bytes()].concat().try_into().ok(),
+        None => Some(client.clone()),
     };
-    if let Ok(value) = forwarded_for {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -186,7 +193,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Whether sending failed because the body passed the limit while streaming.
-fn exceeded_body_limit(error: &hyper_util::client::legacy::Error) -> bool {
+fn exceeded_body_limit(error: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
         if cause.is::<LengthLimitError>() {
@@ -226,7 +233,8 @@ mod tests {
     fn forwarded_headers_append_the_client_and_keep_the_host() {
         let mut headers = HeaderMap::new();
         headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
-        set_forwarded(&mut headers, IpAddr::from([10, 0, 0, 2]), Some(HeaderValue::from_static("api.example.com")));
+        let peer = Peer::new(IpAddr::from([10, 0, 0, 2]));
+        set_forwarded(&mut headers, &peer, Some(HeaderValue::from_static("api.example.com")));
         assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.7, 10.0.0.2");
         assert_eq!(headers[&X_FORWARDED_PROTO], "http");
         assert_eq!(headers[&X_FORWARDED_HOST], "api.example.com");

@@ -1,11 +1,13 @@
 //! Which service serves which path: the routes table, in one place.
 
+use crate::connections::Connections;
 use crate::route_metrics::RouteMetrics;
 use crate::settings::GatewaySettings;
 use anyhow::Context;
-use http::Uri;
 use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Uri};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// A service behind the gateway.
@@ -17,18 +19,25 @@ pub struct Upstream {
     pub scheme: Scheme,
     /// Host and port.
     pub authority: Authority,
+    /// The `Host` header of requests to it: its host and port.
+    pub host: HeaderValue,
     /// Requests this worker may have in flight to it at once; more wait
     /// their turn (within the upstream timeout).
     pub in_flight: Semaphore,
+    /// This worker's keep-alive connections to it.
+    pub connections: Arc<Connections>,
 }
 
 impl Upstream {
-    fn parse(name: &'static str, url: &str, max_in_flight: usize) -> anyhow::Result<Self> {
+    fn parse(name: &'static str, url: &str, max_in_flight: usize, connect_timeout: Duration) -> anyhow::Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("{name}'s URL {url:?}"))?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
         anyhow::ensure!(scheme == Scheme::HTTP, "{name}'s URL {url:?}: only http:// upstreams are supported");
         let authority = uri.authority().cloned().with_context(|| format!("{name}'s URL {url:?} has no host"))?;
-        Ok(Self { name, scheme, authority, in_flight: Semaphore::new(max_in_flight.max(1)) })
+        let host = HeaderValue::from_str(authority.as_str())?;
+        let max_in_flight = max_in_flight.max(1);
+        let connections = Arc::new(Connections::new(&authority, connect_timeout, max_in_flight));
+        Ok(Self { name, scheme, authority, host, in_flight: Semaphore::new(max_in_flight), connections })
     }
 
     /// The URL of `path_and_query` on this upstream.
@@ -75,9 +84,11 @@ impl Routes {
     /// # Errors
     /// An upstream URL is invalid.
     pub fn new(settings: &GatewaySettings) -> anyhow::Result<Self> {
-        let limit = settings.upstream_max_in_flight;
-        let menu = Arc::new(Upstream::parse("menu-service", &settings.menu_service_url, limit)?);
-        let reservation = Arc::new(Upstream::parse("reservation-service", &settings.reservation_service_url, limit)?);
+        let upstream = |name, url: &str| {
+            Upstream::parse(name, url, settings.upstream_max_in_flight, settings.connect_timeout()).map(Arc::new)
+        };
+        let menu = upstream("menu-service", &settings.menu_service_url)?;
+        let reservation = upstream("reservation-service", &settings.reservation_service_url)?;
         let routes = vec![Route::new("/api/v1/menus", &menu), Route::new("/api/v1/reservations", &reservation)];
         Ok(Self { routes, upstreams: vec![menu, reservation] })
     }

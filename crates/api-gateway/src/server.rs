@@ -3,6 +3,7 @@
 //! runs one of these loops on its own listening socket.
 
 use crate::gateway::Gateway;
+use crate::proxy::Peer;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -50,9 +51,10 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, cancel: Cancell
             tracing::debug!(%error, "setting TCP_NODELAY failed");
         }
         let gateway = gateway.clone();
+        let peer = Peer::new(peer.ip());
         let service = hyper::service::service_fn(move |request| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(request, peer.ip()).await) }
+            let (gateway, peer) = (gateway.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(gateway.handle(request, &peer).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

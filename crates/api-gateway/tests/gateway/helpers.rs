@@ -6,7 +6,10 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use testkit::Running;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,12 +37,22 @@ impl Drop for Upstream {
 
 /// Serves `router` on a free port.
 pub async fn serve(router: Router) -> anyhow::Result<Upstream> {
+    Ok(serve_counting_connections(router).await?.0)
+}
+
+/// Serves `router` on a free port, counting the connections it accepts.
+pub async fn serve_counting_connections(router: Router) -> anyhow::Result<(Upstream, Arc<AtomicUsize>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let listener = listener.tap_io(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
-    Ok(Upstream { url, cancel })
+    Ok((Upstream { url, cancel }, accepted))
 }
 
 /// An upstream named `name` that answers every request with what it received,
