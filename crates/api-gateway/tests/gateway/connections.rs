@@ -5,6 +5,7 @@
 use crate::helpers::{TestResult, serve_counting_connections, settings_for, spawn_gateway};
 use axum::Router;
 use axum::body::Body;
+use axum::http::StatusCode;
 use axum::routing::get;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A service answering `/api/v1/menus` with a body of known length,
-/// `/api/v1/menus/chunked` with a chunked one, and `/api/v1/menus/endless`
-/// with a body that never ends.
+/// `/api/v1/menus/chunked` with a chunked one, `/api/v1/menus/none` with
+/// none (204), and `/api/v1/menus/endless` with a body that never ends.
 fn menus() -> Router {
     let chunks = |count: Option<usize>| {
         let chunk = || Ok::<_, std::io::Error>(vec![b'x'; 16 * 1024]);
@@ -25,6 +26,7 @@ fn menus() -> Router {
     Router::new()
         .route("/api/v1/menus", get(|| async { "menus" }))
         .route("/api/v1/menus/chunked", get(move || async move { chunks(Some(4)) }))
+        .route("/api/v1/menus/none", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/v1/menus/endless", get(move || async move { chunks(None) }))
 }
 
@@ -35,6 +37,9 @@ async fn one_connection_serves_request_after_request_whatever_the_body_framing()
     for _ in 0..5 {
         assert_eq!(gateway.get("/api/v1/menus").await?.text().await?, "menus");
         assert_eq!(gateway.get("/api/v1/menus/chunked").await?.bytes().await?.len(), 4 * 16 * 1024);
+        assert_eq!(gateway.get("/api/v1/menus/none").await?.status(), 204);
+        let head = gateway.client.head(gateway.url("/api/v1/menus")).send().await?;
+        assert_eq!((head.status().as_u16(), head.bytes().await?.len()), (200, 0));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "every request went over the first connection");
     Ok(())
