@@ -59,7 +59,8 @@ impl Gateway {
             Ok(response) => response,
             Err(error) => {
                 let upstream = route.upstream.name;
-                tracing::warn!(request_id = ?request_id, upstream, error = %error, "upstream request failed");
+                let cause = causes(&error);
+                tracing::warn!(request_id = ?request_id, upstream, error = %error, cause, "upstream request failed");
                 metrics::counter!("gateway_upstream_errors_total", "service" => upstream, "kind" => error.kind())
                     .increment(1);
                 let mut response = error.problem().into_response().map(GatewayBody::Local);
@@ -71,5 +72,24 @@ impl Gateway {
         route.metrics.record(status, started.elapsed().as_secs_f64());
         tracing::debug!(route = route.prefix, status = status.as_u16(), "proxied");
         response
+    }
+}
+
+/// What led to `error`, outermost cause first, joined by ": ".
+fn causes(error: &dyn std::error::Error) -> String {
+    let chain = std::iter::successors(error.source(), |cause| cause.source());
+    chain.map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::ProxyError;
+
+    #[test]
+    fn the_log_names_what_led_to_an_upstream_failure() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(causes(&ProxyError::Unavailable("menu-service", refused)), "connection refused");
+        assert_eq!(causes(&ProxyError::BodyTooLarge(10)), "");
     }
 }
