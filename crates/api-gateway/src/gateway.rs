@@ -8,6 +8,7 @@ use crate::routes::Routes;
 use axum::response::IntoResponse;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
+use service_kit::problem::ErrorChain;
 use std::convert::Infallible;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -59,8 +60,8 @@ impl Gateway {
             Ok(response) => response,
             Err(error) => {
                 let upstream = route.upstream.name;
-                let cause = causes(&error);
-                tracing::warn!(request_id = ?request_id, upstream, error = %error, cause, "upstream request failed");
+                let chain = ErrorChain(&error);
+                tracing::warn!(request_id = ?request_id, upstream, error = %chain, "upstream request failed");
                 metrics::counter!("gateway_upstream_errors_total", "service" => upstream, "kind" => error.kind())
                     .increment(1);
                 let mut response = error.problem().into_response().map(GatewayBody::Local);
@@ -72,24 +73,5 @@ impl Gateway {
         route.metrics.record(status, started.elapsed().as_secs_f64());
         tracing::debug!(route = route.prefix, status = status.as_u16(), "proxied");
         response
-    }
-}
-
-/// What led to `error`, outermost cause first, joined by ": ".
-fn causes(error: &dyn std::error::Error) -> String {
-    let chain = std::iter::successors(error.source(), |cause| cause.source());
-    chain.map(ToString::to_string).collect::<Vec<_>>().join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proxy::ProxyError;
-
-    #[test]
-    fn the_log_names_what_led_to_an_upstream_failure() {
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-        assert_eq!(causes(&ProxyError::Unavailable("menu-service", refused)), "connection refused");
-        assert_eq!(causes(&ProxyError::BodyTooLarge(10)), "");
     }
 }

@@ -62,14 +62,14 @@ impl Problem {
 
     /// 503: a dependency is unreachable. Logs `error` with its causes.
     pub fn unavailable(what: &str, error: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %Chain(error), "{what} is unavailable");
+        tracing::error!(error = %ErrorChain(error), "{what} is unavailable");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} is unavailable; try again shortly"))
     }
 
     /// 500: logs `error` with its causes and tells the client nothing more
     /// than where to look.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %Chain(error), "request failed");
+        tracing::error!(error = %ErrorChain(error), "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "An unexpected error occurred; quote the X-Request-Id response header when reporting it",
@@ -102,10 +102,10 @@ fn database_unreachable(cause: &sqlx::Error) -> bool {
     }
 }
 
-/// Shows an error and all its sources, `outer: inner: innermost`.
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+/// Shows an error and all its sources, `outer: inner: innermost`, for logs.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
-impl std::fmt::Display for Chain<'_> {
+impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)?;
         let mut source = self.0.source();
@@ -123,5 +123,22 @@ impl IntoResponse for Problem {
         let mut response = (status, axum::Json(self)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("menu-service is unavailable")]
+    struct Unavailable(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_chain_shows_every_cause_outermost_first() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = Unavailable(refused);
+        assert_eq!(ErrorChain(&error).to_string(), "menu-service is unavailable: connection refused");
+        assert_eq!(ErrorChain(&error.0).to_string(), "connection refused");
     }
 }
