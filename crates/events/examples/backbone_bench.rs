@@ -24,8 +24,8 @@
 use anyhow::Context;
 use events::menu::MenuItem;
 use events::{
-    Consumer, ConsumerConfig, DomainEvent, Handler, Inbox, Inboxed, MenuEvent, MenuItemId, Metadata, OutboxRelay,
-    RelayConfig, Streams, TransactionalHandler,
+    Consumer, ConsumerConfig, DomainEvent, Handler, HandlerError, Inbox, Inboxed, MenuEvent, MenuItemId, Metadata,
+    OutboxRelay, RelayConfig, Streams, TransactionalHandler,
 };
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -344,7 +344,7 @@ fn pgbench_rate() -> anyhow::Result<f64> {
 struct Apply;
 
 impl TransactionalHandler<MenuEvent> for Apply {
-    async fn apply(&self, tx: &mut sqlx::PgConnection, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &mut sqlx::PgConnection, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
         sqlx::query("INSERT INTO applied (event_id) VALUES ($1)").bind(event.id).execute(tx).await?;
         Ok(())
     }
@@ -359,10 +359,14 @@ struct Measured<H> {
 }
 
 impl<H: Handler<MenuEvent>> Handler<MenuEvent> for Measured<H> {
-    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
         self.inner.handle(event).await?;
         let micros = (chrono::Utc::now() - event.occurred_at).num_microseconds().unwrap_or(0).max(1);
-        self.latency.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.record(micros.unsigned_abs())?;
+        self.latency
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .record(micros.unsigned_abs())
+            .map_err(HandlerError::rejected)?;
         self.applied.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

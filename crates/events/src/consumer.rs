@@ -45,29 +45,81 @@
 //! reading; the entries already read are finished (retries stop), then `run`
 //! returns.
 
-use crate::backoff::{Backoff, Outage};
+use crate::backoff::{Backoff, LogLimiter, Outage};
 use crate::dead_letter;
 use crate::encoding::{DecodeError, EncodedEvent, dead_letter_stream};
 use crate::envelope::{DomainEvent, Event};
 use crate::metrics as names;
 use chrono::Utc;
+use futures::stream::{FuturesUnordered, TryStreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, RedisError, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Handles one event family. Called once per delivery; return an error to
-/// have the event retried (and eventually dead-lettered).
+/// Handles one event family. Called once per delivery; an error says whether
+/// retrying can help ([`HandlerError`]).
 pub trait Handler<E: Event>: Send + Sync + 'static {
     /// Handles `event`.
-    fn handle(&self, event: &DomainEvent<E>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn handle(&self, event: &DomainEvent<E>) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Why a handler did not finish with an event: the difference between an
+/// outage, which waiting fixes, and a refusal, which it does not.
+///
+/// Errors of PostgreSQL and Redis convert with `?` and are classified by
+/// [`crate::fault`]: unreachable, timed out, busy or a lost race is
+/// [`Self::Unavailable`], anything else [`Self::Rejected`]. An
+/// [`anyhow::Error`] converts the same way by the first such error in its
+/// chain of causes.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Something the handler needs is unreachable or busy. The event is
+    /// retried without limit (capped backoff), never dead-lettered, and the
+    /// consumer reads no new entries until a handler succeeds again.
+    #[error("unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The handler refuses the event. It is retried with backoff and, after
+    /// [`ConsumerConfig::max_deliveries`], dead-lettered with this error.
+    #[error("rejected: {0:#}")]
+    Rejected(anyhow::Error),
+}
+
+impl HandlerError {
+    /// The handler refuses the event, whatever `error` is.
+    pub fn rejected(error: impl Into<anyhow::Error>) -> Self {
+        Self::Rejected(error.into())
+    }
+
+    /// Something the handler needs is unavailable, whatever `error` is.
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(error: anyhow::Error) -> Self {
+        if crate::fault::is_transient(error.as_ref()) { Self::Unavailable(error) } else { Self::Rejected(error) }
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        anyhow::Error::new(error).into()
+    }
+}
+
+impl From<RedisError> for HandlerError {
+    fn from(error: RedisError) -> Self {
+        anyhow::Error::new(error).into()
+    }
 }
 
 /// Where and how a consumer reads.
@@ -87,10 +139,15 @@ pub struct ConsumerConfig {
     /// How many entries are handled at once. With 1, entries are handled one
     /// at a time in stream order; with more, each aggregate's in its order.
     pub concurrency: usize,
-    /// Attempts after which an entry is dead-lettered.
+    /// Deliveries after which an entry the handler rejects is dead-lettered.
+    /// Attempts that failed because something was unavailable
+    /// ([`HandlerError::Unavailable`]) do not count.
     pub max_deliveries: u32,
-    /// Waits between attempts of a failing handler.
+    /// Waits between attempts of a handler that rejected an entry.
     pub retry: Backoff,
+    /// Waits between attempts while the handler's dependencies are
+    /// unavailable: without limit, never longer than its `max`.
+    pub outage_retry: Backoff,
     /// How long an entry must sit unacknowledged before another consumer claims it.
     /// Keep it above the longest retry sequence.
     pub claim_idle: Duration,
@@ -118,6 +175,7 @@ impl ConsumerConfig {
             concurrency: 16,
             max_deliveries: 5,
             retry: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(2) },
+            outage_retry: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(5) },
             claim_idle: Duration::from_secs(30),
             claim_interval: Duration::from_secs(5),
             dead_letter_max_len: 100_000,
@@ -131,7 +189,33 @@ pub struct Consumer<E, H> {
     redis: redis::Client,
     config: Arc<ConsumerConfig>,
     handler: Arc<H>,
+    /// How many entries are waiting out an outage of the handler's
+    /// dependencies; reading pauses while any is.
+    stalled: watch::Sender<usize>,
+    /// Handler outages logged at most once per ten seconds.
+    outage_log: Mutex<LogLimiter>,
     family: PhantomData<fn() -> E>,
+}
+
+/// How much longer than its `BLOCK` time a blocking read may take to answer
+/// before the connection is taken for dead.
+const BLOCK_MARGIN: Duration = Duration::from_secs(5);
+
+/// An entry waiting out an outage: while one exists, the consumer reads
+/// nothing new.
+struct Stall<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Stall<'a> {
+    fn new(stalled: &'a watch::Sender<usize>) -> Self {
+        stalled.send_modify(|count| *count += 1);
+        Self(stalled)
+    }
+}
+
+impl Drop for Stall<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count -= 1);
+    }
 }
 
 /// The two connections of a consumer: blocking reads must not share a
@@ -212,7 +296,14 @@ enum Handled {
 impl<E: Event, H: Handler<E>> Consumer<E, H> {
     /// A consumer configured by `config` that hands events to `handler`.
     pub fn new(redis: redis::Client, config: ConsumerConfig, handler: H) -> Self {
-        Self { redis, config: Arc::new(config), handler: Arc::new(handler), family: PhantomData }
+        Self {
+            redis,
+            config: Arc::new(config),
+            handler: Arc::new(handler),
+            stalled: watch::Sender::new(0),
+            outage_log: Mutex::new(LogLimiter::new(Duration::from_secs(10))),
+            family: PhantomData,
+        }
     }
 
     /// Consumes until `cancel` fires, surviving Redis restarts; then finishes the
@@ -248,15 +339,22 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         tracing::info!("consumer stopped");
     }
 
+    /// Opens both connections, with TCP keepalive, and creates the group.
+    /// The reader's response deadline is its `BLOCK` time plus
+    /// [`BLOCK_MARGIN`]: long enough for every blocking read, short enough
+    /// that a Redis that stopped answering is noticed.
     async fn open(&self) -> Result<Session, RedisError> {
         let connect = Some(Duration::from_secs(2));
-        let reader = AsyncConnectionConfig::new().set_connection_timeout(connect).set_response_timeout(None);
+        let reader = AsyncConnectionConfig::new()
+            .set_connection_timeout(connect)
+            .set_response_timeout(Some(self.config.block + BLOCK_MARGIN));
         let commands = AsyncConnectionConfig::new()
             .set_connection_timeout(connect)
             .set_response_timeout(Some(Duration::from_secs(5)));
+        let redis = crate::redis_link::with_keepalive(&self.redis)?;
         let mut session = Session {
-            reader: self.redis.get_multiplexed_async_connection_with_config(&reader).await?,
-            commands: self.redis.get_multiplexed_async_connection_with_config(&commands).await?,
+            reader: redis.get_multiplexed_async_connection_with_config(&reader).await?,
+            commands: redis.get_multiplexed_async_connection_with_config(&commands).await?,
         };
         self.create_group(&mut session.commands).await?;
         Ok(session)
@@ -293,17 +391,31 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         let (lanes, queues) = Lanes::open(lane_count, self.config.batch_size.max(1));
         let handlers = Semaphore::new(concurrency);
         let mut commands = session.commands.clone();
-        let handling = futures::future::join_all(
-            queues.into_iter().map(|queue| self.handle_lane(queue, session.commands.clone(), &handlers, cancel)),
-        );
+        // Unordered, so that the first lane to fail ends the session
+        // (`try_join_all` of this many futures reports results in order).
+        let handling = queues
+            .into_iter()
+            .map(|queue| self.handle_lane(queue, session.commands.clone(), &handlers, cancel))
+            .collect::<FuturesUnordered<_>>()
+            .try_collect::<()>();
         let reading = async {
             let read = async {
+                if !self.resume_own_pending(session, &lanes, cancel).await? {
+                    return Ok(());
+                }
+                let mut stalled = self.stalled.subscribe();
                 while !cancel.is_cancelled() {
+                    // While handlers wait out an outage, new entries would
+                    // only pile up behind them.
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = stalled.wait_for(|count| *count == 0) => {}
+                    }
                     if Instant::now() >= *next_claim {
                         self.reclaim(&mut commands, &lanes, cancel).await?;
                         *next_claim = Instant::now() + self.config.claim_interval;
                     }
-                    let entries = self.read(session).await?;
+                    let entries = self.read(session, ">").await?;
                     if !self.dispatch(&mut commands, entries, &lanes).await? {
                         break;
                     }
@@ -315,27 +427,59 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             drop(lanes);
             read
         };
-        let (read, handled) = tokio::join!(reading, handling);
-        handled.into_iter().collect::<Result<(), RedisError>>()?;
-        read
+        // The first failure on either side ends the session: entries in hand
+        // stay pending and are resumed first when it is opened again.
+        tokio::try_join!(reading, handling)?;
+        Ok(())
     }
 
-    /// The next new entries for this consumer; none when the read timed out or
-    /// the group had to be created again.
-    async fn read(&self, session: &mut Session) -> Result<Vec<Delivery>, RedisError> {
-        let read: Result<Option<StreamReadReply>, RedisError> = redis::cmd("XREADGROUP")
+    /// Hands this consumer's own pending entries to the lanes, oldest first,
+    /// before anything new is read: the entries a previous run of this
+    /// instance read and did not finish. Handled before newer entries of the
+    /// same aggregates, they keep each aggregate in stream order across a
+    /// restart. Returns `false` if the lanes stopped or `cancel` fired.
+    async fn resume_own_pending(
+        &self,
+        session: &mut Session,
+        lanes: &Lanes<E>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, RedisError> {
+        let mut commands = session.commands.clone();
+        let mut after = "0-0".to_owned();
+        while !cancel.is_cancelled() {
+            let mut entries = self.read(session, &after).await?;
+            let Some(last) = entries.last() else { return Ok(true) };
+            after.clone_from(&last.entry.id);
+            if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+                let counts = self.delivery_counts(&mut commands, &first.entry.id, &last.entry.id).await?;
+                for delivery in &mut entries {
+                    delivery.deliveries = counts.get(&delivery.entry.id).copied().unwrap_or(1);
+                }
+            }
+            tracing::info!(count = entries.len(), "handling entries this consumer left pending before new ones");
+            if !self.dispatch(&mut commands, entries, lanes).await? {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Entries for this consumer after `after`: with `>`, new entries (none
+    /// when the read timed out or the group had to be created again); with an
+    /// id, the consumer's own pending entries after it, without blocking.
+    async fn read(&self, session: &mut Session, after: &str) -> Result<Vec<Delivery>, RedisError> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
             .arg("GROUP")
             .arg(&self.config.group)
             .arg(&self.config.consumer)
             .arg("COUNT")
-            .arg(self.config.batch_size)
-            .arg("BLOCK")
-            .arg(u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX))
-            .arg("STREAMS")
-            .arg(&self.config.stream)
-            .arg(">")
-            .query_async(&mut session.reader)
-            .await;
+            .arg(self.config.batch_size);
+        if after == ">" {
+            command.arg("BLOCK").arg(u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX));
+        }
+        let read: Result<Option<StreamReadReply>, RedisError> =
+            command.arg("STREAMS").arg(&self.config.stream).arg(after).query_async(&mut session.reader).await;
         let reply = match read {
             Err(error) if error.code() == Some("NOGROUP") => {
                 tracing::warn!("consumer group vanished (redis restarted?); creating it again");
@@ -374,16 +518,9 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 .query_async(commands)
                 .await?;
             if !reply.deleted_ids.is_empty() {
-                tracing::warn!(
-                    count = reply.deleted_ids.len(),
-                    "pending entries were trimmed from the stream; acknowledging them"
-                );
-                redis::cmd("XACK")
-                    .arg(&config.stream)
-                    .arg(&config.group)
-                    .arg(&reply.deleted_ids)
-                    .query_async::<()>(commands)
-                    .await?;
+                // `XAUTOCLAIM` has already dropped them from the group's
+                // pending list: all that is left is to say so, loudly.
+                self.report_lost(reply.deleted_ids.len());
             }
             if let (Some(first), Some(last)) = (reply.claimed.first(), reply.claimed.last()) {
                 let counts = self.delivery_counts(commands, &first.id, &last.id).await?;
@@ -448,6 +585,20 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         lanes: &Lanes<E>,
     ) -> Result<bool, RedisError> {
         for Delivery { entry, deliveries } in entries {
+            if entry.map.is_empty() {
+                // A pending entry read back after it was deleted from the stream.
+                self.report_lost(1);
+                self.ack(commands, &entry.id).await?;
+                continue;
+            }
+            if let Some(target) = entry.get::<String>(dead_letter::REDRIVEN_FOR)
+                && target != self.config.group
+            {
+                // Re-driven for another group only.
+                self.ack(commands, &entry.id).await?;
+                self.count_consumed("other_group");
+                continue;
+            }
             let decoded = EncodedEvent::from_fields(&entry.map).and_then(|encoded| encoded.decode::<E>());
             match decoded {
                 Ok(event) => {
@@ -504,8 +655,22 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         cancel: &CancellationToken,
     ) -> Result<Handled, RedisError> {
         let mut attempt = pending.deliveries.max(1);
+        let mut outage: Option<(Stall<'_>, u32)> = None;
         loop {
             match self.handler.handle(&pending.event).await {
+                Err(HandlerError::Unavailable(error)) => {
+                    let (_, failures) = outage.get_or_insert_with(|| (Stall::new(&self.stalled), 0));
+                    *failures += 1;
+                    let wait = self.config.outage_retry.delay(*failures);
+                    self.log_outage(&error, *failures);
+                    metrics::counter!(names::RETRIED, "stream" => self.config.stream.clone(), "group" => self.config.group.clone(), "reason" => "unavailable")
+                        .increment(1);
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(Handled::LeftPending),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
                 Ok(()) => {
                     self.ack(commands, &pending.entry_id).await?;
                     self.count_consumed("ok");
@@ -514,7 +679,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                         .record(lag.as_secs_f64());
                     return Ok(Handled::Done);
                 }
-                Err(error) if attempt >= self.config.max_deliveries => {
+                Err(HandlerError::Rejected(error)) if attempt >= self.config.max_deliveries => {
                     tracing::error!(
                         attempt,
                         error = format!("{error:#}"),
@@ -524,9 +689,10 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                     self.dead_letter(commands, &pending.entry_id, &pending.fields, attempt, &reason).await?;
                     return Ok(Handled::Done);
                 }
-                Err(error) => {
-                    tracing::warn!(attempt, error = format!("{error:#}"), "handler failed; retrying");
-                    metrics::counter!(names::RETRIED, "stream" => self.config.stream.clone(), "group" => self.config.group.clone())
+                Err(HandlerError::Rejected(error)) => {
+                    outage = None;
+                    tracing::warn!(attempt, error = format!("{error:#}"), "handler rejected the event; retrying");
+                    metrics::counter!(names::RETRIED, "stream" => self.config.stream.clone(), "group" => self.config.group.clone(), "reason" => "rejected")
                         .increment(1);
                     tokio::select! {
                         () = cancel.cancelled() => return Ok(Handled::LeftPending),
@@ -560,21 +726,35 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             deliveries,
             error,
         };
-        let xadd = dead_letter::xadd(&config.dead_letter_stream, config.dead_letter_max_len, fields, &failure);
-        redis::pipe()
-            .atomic()
-            .add_command(xadd)
-            .ignore()
-            .cmd("XACK")
-            .arg(&config.stream)
-            .arg(&config.group)
-            .arg(entry_id)
-            .ignore()
-            .query_async::<()>(commands)
+        dead_letter::dead_letter(commands, &config.dead_letter_stream, config.dead_letter_max_len, fields, &failure)
             .await?;
         metrics::counter!(names::DEAD_LETTERED, "stream" => config.stream.clone(), "group" => config.group.clone())
             .increment(1);
         Ok(())
+    }
+
+    /// Logs an outage of the handler's dependencies, at most once per ten
+    /// seconds for the whole consumer.
+    fn log_outage(&self, error: &anyhow::Error, failures: u32) {
+        let admitted = self.outage_log.lock().map(|mut limiter| limiter.admit()).unwrap_or(Some(0));
+        if let Some(suppressed) = admitted {
+            tracing::warn!(
+                failures,
+                suppressed,
+                error = format!("{error:#}"),
+                "handler cannot reach what it needs; the event waits and reading pauses"
+            );
+        }
+    }
+
+    /// Says, loudly, that `count` pending entries were deleted from the
+    /// stream before this group handled them. Retention never trims them
+    /// ([`crate::retention`]): only an operator's hard cap or a manual
+    /// `XTRIM`/`XDEL` does.
+    fn report_lost(&self, count: usize) {
+        tracing::error!(count, "pending entries were deleted from the stream before this group handled them");
+        metrics::counter!(names::LOST, "stream" => self.config.stream.clone(), "group" => self.config.group.clone())
+            .increment(count as u64);
     }
 
     fn count_consumed(&self, outcome: &'static str) {

@@ -2,8 +2,16 @@
 //!
 //! A dead letter keeps every field of the original entry and adds the fields
 //! below, so `XRANGE menu-events.dlq - +` shows the event and its last error
-//! side by side. [`redrive`] puts dead letters back on their stream (as new
-//! entries, so every group sees them again; inboxes absorb the repeats).
+//! side by side. [`redrive`] puts dead letters back on their stream as new
+//! entries marked for the group that gave up on them ([`REDRIVEN_FOR`]):
+//! that group handles them again, every other group acknowledges them
+//! unhandled.
+//!
+//! Both moves are one Lua script each, so that they are atomic in the way
+//! that matters: the entry leaves its old place (`XACK`, `XDEL`) only if the
+//! `XADD` to its new place succeeded. (A `MULTI` is not enough: a command that
+//! fails inside it, such as an `XADD` answered `WRONGTYPE`, does not stop the
+//! ones after it.)
 
 use crate::encoding::FIELDS;
 use chrono::{SecondsFormat, Utc};
@@ -24,6 +32,23 @@ pub const GROUP: &str = "dlq_group";
 pub const DELIVERIES: &str = "dlq_deliveries";
 /// Field: when the entry was dead-lettered (RFC 3339).
 pub const FAILED_AT: &str = "dlq_failed_at";
+/// Field of a re-driven entry: the only group that handles it.
+pub const REDRIVEN_FOR: &str = "redriven_for";
+
+/// Adds the dead letter (`ARGV[4..]`, capped at `ARGV[3]`) to `KEYS[1]`, then
+/// acknowledges entry `ARGV[2]` of `KEYS[2]` for group `ARGV[1]`. A failed
+/// `XADD` raises, and the entry stays pending.
+const DEAD_LETTER: &str = r"
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+";
+
+/// Adds the entry (`ARGV[2..]`) to `KEYS[2]`, then deletes dead letter
+/// `ARGV[1]` from `KEYS[1]`. A failed `XADD` raises, and the letter stays.
+const REDRIVE: &str = r"
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+return redis.call('XDEL', KEYS[1], ARGV[1])
+";
 
 /// Where and why an entry failed: what a dead letter adds to the entry.
 #[derive(Debug, Clone, Copy)]
@@ -35,20 +60,32 @@ pub(crate) struct Failure<'a> {
     pub(crate) error: &'a str,
 }
 
-/// The `XADD` that writes `fields` (an entry as read) and `failure` to the
-/// dead-letter stream.
-pub(crate) fn xadd(
+/// Copies `fields` (an entry as read) with `failure` to `dead_letter_stream`
+/// and acknowledges the entry, or neither.
+///
+/// # Errors
+/// Redis failed; the entry is still pending.
+pub(crate) async fn dead_letter(
+    redis: &mut MultiplexedConnection,
     dead_letter_stream: &str,
     max_len: usize,
     fields: &HashMap<String, Value>,
     failure: &Failure<'_>,
-) -> redis::Cmd {
-    let mut xadd = redis::cmd("XADD");
-    xadd.arg(dead_letter_stream).arg("MAXLEN").arg("~").arg(max_len).arg("*");
+) -> Result<(), RedisError> {
+    let mut script = redis::cmd("EVAL");
+    script
+        .arg(DEAD_LETTER)
+        .arg(2)
+        .arg(dead_letter_stream)
+        .arg(failure.source_stream)
+        .arg(failure.group)
+        .arg(failure.source_entry_id)
+        .arg(max_len);
     for (name, value) in original_fields(fields) {
-        xadd.arg(name).arg(value);
+        script.arg(name).arg(value);
     }
-    xadd.arg(ERROR)
+    script
+        .arg(ERROR)
         .arg(failure.error)
         .arg(SOURCE_STREAM)
         .arg(failure.source_stream)
@@ -60,16 +97,16 @@ pub(crate) fn xadd(
         .arg(failure.deliveries)
         .arg(FAILED_AT)
         .arg(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
-    xadd
+    script.query_async(redis).await
 }
 
-/// The producer's fields of an entry (none of the `dlq_` ones), in wire
-/// order ([`FIELDS`]) and then by name, so that dead letters and re-driven
-/// entries read like the original.
+/// The producer's fields of an entry (none of the `dlq_` ones, nor
+/// [`REDRIVEN_FOR`]), in wire order ([`FIELDS`]) and then by name, so that
+/// dead letters and re-driven entries read like the original.
 fn original_fields(fields: &HashMap<String, Value>) -> Vec<(&str, &[u8])> {
     let mut original: Vec<(&str, &[u8])> = fields
         .iter()
-        .filter(|(name, _)| !name.starts_with("dlq_"))
+        .filter(|(name, _)| !name.starts_with("dlq_") && name.as_str() != REDRIVEN_FOR)
         .filter_map(|(name, value)| match value {
             Value::BulkString(bytes) => Some((name.as_str(), bytes.as_slice())),
             _ => None,
@@ -140,9 +177,13 @@ pub async fn list(
     Ok(reply.ids.iter().map(DeadLetter::from_entry).collect())
 }
 
+/// How many dead letters [`redrive`] reads per look.
+const REDRIVE_PAGE: usize = 100;
+
 /// Moves up to `count` dead letters back onto their source streams, oldest
-/// first, each in one `MULTI` (`XADD` to the source, `XDEL` from the dead-letter
-/// stream). Returns how many were moved.
+/// first: only those of `group` if one is named, else every group's. Each
+/// goes back marked [`REDRIVEN_FOR`] the group that gave up on it, which
+/// alone handles it again. Returns how many were moved.
 ///
 /// # Errors
 /// Redis failed; letters not yet moved stay where they are.
@@ -150,34 +191,43 @@ pub async fn redrive(
     redis: &mut MultiplexedConnection,
     dead_letter_stream: &str,
     count: usize,
+    group: Option<&str>,
 ) -> Result<usize, RedisError> {
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(dead_letter_stream)
-        .arg("-")
-        .arg("+")
-        .arg("COUNT")
-        .arg(count)
-        .query_async(redis)
-        .await?;
-    for entry in &reply.ids {
-        let Some(source) = entry.get::<String>(SOURCE_STREAM) else {
-            continue;
-        };
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&source).arg("*");
-        for (name, value) in original_fields(&entry.map) {
-            xadd.arg(name).arg(value);
-        }
-        redis::pipe()
-            .atomic()
-            .add_command(xadd)
-            .ignore()
-            .cmd("XDEL")
+    let mut moved = 0;
+    let mut start = "-".to_owned();
+    while moved < count {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
             .arg(dead_letter_stream)
-            .arg(&entry.id)
-            .ignore()
-            .query_async::<()>(redis)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(REDRIVE_PAGE)
+            .query_async(redis)
             .await?;
+        let Some(last) = page.ids.last() else { break };
+        start = format!("({}", last.id);
+        for entry in &page.ids {
+            let (Some(source), Some(failed_group)) = (entry.get::<String>(SOURCE_STREAM), entry.get::<String>(GROUP))
+            else {
+                continue;
+            };
+            if group.is_some_and(|group| group != failed_group) {
+                continue;
+            }
+            let mut script = redis::cmd("EVAL");
+            script.arg(REDRIVE).arg(2).arg(dead_letter_stream).arg(&source).arg(&entry.id);
+            for (name, value) in original_fields(&entry.map) {
+                script.arg(name).arg(value);
+            }
+            script.arg(REDRIVEN_FOR).arg(&failed_group).query_async::<()>(redis).await?;
+            moved += 1;
+            if moved == count {
+                break;
+            }
+        }
+        if page.ids.len() < REDRIVE_PAGE {
+            break;
+        }
     }
-    Ok(reply.ids.len())
+    Ok(moved)
 }

@@ -7,12 +7,21 @@
 //! there, the event was applied before and nothing is done; if the transaction
 //! rolls back, neither the effects nor the record remain, and the next
 //! delivery tries again.
+//!
+//! The records are kept for a replay window ([`Inbox::prune`],
+//! [`Inbox::run_pruning`]): an event redelivered within it is recognised.
+//! Redeliveries come from the relay (seconds), reclaims and restarts
+//! (minutes) and re-drives of dead letters (as long as an operator takes),
+//! so the window is days, well past any of them.
 
-use crate::consumer::Handler;
+use crate::backoff::{Backoff, Outage};
+use crate::consumer::{Handler, HandlerError};
 use crate::envelope::{DomainEvent, Event};
 use crate::ids::EventId;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Records which events a consumer group has applied.
 #[derive(Debug, Clone)]
@@ -48,6 +57,52 @@ impl Inbox {
         .rows_affected();
         Ok((inserted == 1).then_some(tx))
     }
+
+    /// Forgets which events this group applied more than `window` ago.
+    /// Returns how many records were deleted.
+    ///
+    /// # Errors
+    /// PostgreSQL failed.
+    pub async fn prune(&self, window: Duration) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(
+            "DELETE FROM processed_events WHERE consumer_group = $1 AND processed_at < now() - make_interval(secs => $2)",
+        )
+        .bind(&self.group)
+        .bind(window.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    /// Prunes records older than `window` every `interval` until `cancel`
+    /// fires; a failed prune is logged and tried again at the next interval.
+    pub async fn run_pruning(self, window: Duration, interval: Duration, cancel: CancellationToken) {
+        let mut outage = Outage::new(Backoff { initial: interval, max: interval });
+        loop {
+            let pruned = tokio::select! {
+                () = cancel.cancelled() => return,
+                pruned = self.prune(window) => pruned,
+            };
+            match pruned {
+                Ok(deleted) => {
+                    outage.ended();
+                    if deleted > 0 {
+                        tracing::debug!(group = %self.group, deleted, "pruned old inbox records");
+                    }
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(interval) => {}
+                    }
+                }
+                Err(error) => {
+                    if !outage.wait_after(&error, "pruning the inbox failed; trying again later", &cancel).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A handler whose effects are PostgreSQL writes, applied once per event.
@@ -55,8 +110,13 @@ impl Inbox {
 /// Wrap it in [`Inboxed`] to get a [`Handler`] for a consumer.
 pub trait TransactionalHandler<E: Event>: Send + Sync + 'static {
     /// Applies `event` using `tx`; the inbox commits it. Returning an error
-    /// rolls everything back and the event is retried.
-    fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<E>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// rolls everything back and the event is retried as [`HandlerError`]
+    /// says.
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &DomainEvent<E>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// Runs a [`TransactionalHandler`] inside the inbox transaction, so that a
@@ -75,7 +135,7 @@ impl<H> Inboxed<H> {
 }
 
 impl<E: Event, H: TransactionalHandler<E>> Handler<E> for Inboxed<H> {
-    async fn handle(&self, event: &DomainEvent<E>) -> anyhow::Result<()> {
+    async fn handle(&self, event: &DomainEvent<E>) -> Result<(), HandlerError> {
         let Some(mut tx) = self.inbox.begin(event.id).await? else {
             tracing::debug!(event_id = %event.id, "event already applied; skipping");
             return Ok(());

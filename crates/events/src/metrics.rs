@@ -1,7 +1,8 @@
 //! Prometheus metric names recorded by this crate, described once at start-up.
 //!
 //! Labels: `stream` on everything; `group` on consumer metrics; `outcome` on
-//! [`CONSUMED`] (`ok`, `unknown_type`).
+//! [`CONSUMED`] (`ok`, `unknown_type`, `other_group`); `reason` on [`RETRIED`]
+//! (`unavailable`, `rejected`).
 
 /// Counter: events written to a stream by the relay.
 pub const PUBLISHED: &str = "events_published_total";
@@ -13,6 +14,8 @@ pub const RETRIED: &str = "events_retried_total";
 pub const DEAD_LETTERED: &str = "events_dead_lettered_total";
 /// Counter: pending entries taken over from another consumer.
 pub const RECLAIMED: &str = "events_reclaimed_total";
+/// Counter: pending entries deleted from the stream before their group handled them.
+pub const LOST: &str = "events_lost_total";
 /// Gauge: outbox rows not yet published.
 pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
 /// Gauge: age in seconds of the oldest unpublished outbox row.
@@ -30,6 +33,7 @@ pub fn describe() {
     describe_counter!(RETRIED, "Failed handler attempts that will be retried");
     describe_counter!(DEAD_LETTERED, "Entries moved to a dead-letter stream");
     describe_counter!(RECLAIMED, "Pending entries claimed from an idle consumer");
+    describe_counter!(LOST, "Pending entries deleted from the stream before their group handled them");
     describe_gauge!(OUTBOX_BACKLOG, "Outbox rows not yet published");
     describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest unpublished outbox row");
     describe_gauge!(PENDING, "Entries delivered to the group and not yet acknowledged");

@@ -181,9 +181,15 @@ fn describe_letter(letter: &DeadLetter) -> String {
 ///
 /// # Errors
 /// Redis failed or the output is closed.
-pub async fn redrive(client: &redis::Client, stream: &str, count: usize, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn redrive(
+    client: &redis::Client,
+    stream: &str,
+    count: usize,
+    group: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let mut connection = connect(client, false).await?;
-    let moved = dead_letter::redrive(&mut connection, &dead_letter_stream(stream), count).await?;
+    let moved = dead_letter::redrive(&mut connection, &dead_letter_stream(stream), count, group).await?;
     writeln!(out, "re-drove {moved} dead letters onto {stream}")?;
     Ok(())
 }

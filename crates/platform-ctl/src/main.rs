@@ -5,7 +5,8 @@
 //! platform-ctl tail menu-events --from-start --count 10
 //! platform-ctl groups                     # length, groups, consumers, pending, lag, dead letters
 //! platform-ctl dead-letters menu-events   # what reservation-service gave up on, and why
-//! platform-ctl redrive menu-events        # put them back on menu-events
+//! platform-ctl redrive menu-events        # put them back on menu-events, each for its group
+//! platform-ctl redrive menu-events --group reservation-service
 //! ```
 
 mod commands;
@@ -61,13 +62,16 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
-    /// Moves dead letters back onto their stream, oldest first, for every group to handle again.
+    /// Moves dead letters back onto their stream, oldest first, each for the group that gave up on it to handle again.
     Redrive {
         /// The stream whose dead letters to re-drive, such as menu-events.
         stream: String,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         count: usize,
+        /// Only the letters of this consumer group.
+        #[arg(long)]
+        group: Option<String>,
     },
 }
 
@@ -89,8 +93,8 @@ async fn main() -> anyhow::Result<()> {
         Command::DeadLetters { stream, count } => {
             commands::dead_letters(&client, &streams.named(&stream), count, &mut out).await
         }
-        Command::Redrive { stream, count } => {
-            commands::redrive(&client, &streams.named(&stream), count, &mut out).await
+        Command::Redrive { stream, count, group } => {
+            commands::redrive(&client, &streams.named(&stream), count, group.as_deref(), &mut out).await
         }
     }
 }

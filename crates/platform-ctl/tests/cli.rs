@@ -1,6 +1,6 @@
 //! The CLI against the real Redis, on streams of its own.
 
-use events::consumer::Handler;
+use events::consumer::{Handler, HandlerError};
 use events::menu::MenuItem;
 use events::{Consumer, ConsumerConfig, DomainEvent, EncodedEvent, MenuEvent, Metadata};
 use std::process::Command;
@@ -20,8 +20,8 @@ fn ctl(prefix: &str, args: &[&str]) -> anyhow::Result<String> {
 struct Refuse;
 
 impl Handler<MenuEvent> for Refuse {
-    async fn handle(&self, _event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
-        anyhow::bail!("the kitchen is closed")
+    async fn handle(&self, _event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+        Err(HandlerError::rejected(anyhow::anyhow!("the kitchen is closed")))
     }
 }
 

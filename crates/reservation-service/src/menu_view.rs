@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use events::menu::MenuItem;
-use events::{DomainEvent, MenuEvent, MenuItemId, TransactionalHandler};
+use events::{DomainEvent, HandlerError, MenuEvent, MenuItemId, TransactionalHandler};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -89,7 +89,7 @@ pub async fn unorderable(
 pub struct MenuProjection;
 
 impl TransactionalHandler<MenuEvent> for MenuProjection {
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
         let menu = event.aggregate_id;
         let version = event.version;
         match &event.payload {

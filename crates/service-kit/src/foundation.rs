@@ -47,9 +47,7 @@ impl Foundation {
         )
         .await?;
         let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
-        let relay_config =
-            events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
-        let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
+        let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), events::RelayConfig::default());
         let outbox = events::Outbox::new(settings.streams(), relay.waker());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;

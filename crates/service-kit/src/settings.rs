@@ -45,9 +45,6 @@ pub struct Settings {
     /// Put in front of every stream name (tests, shared Redis instances).
     #[arg(long, env = "STREAM_PREFIX", default_value = "")]
     pub stream_prefix: String,
-    /// Approximate cap of each stream (`XADD … MAXLEN ~`).
-    #[arg(long, env = "STREAM_MAX_LEN", default_value_t = 100_000)]
-    pub stream_max_len: usize,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -73,7 +70,6 @@ impl Settings {
             redis_db: 0,
             server_port: Some(0),
             stream_prefix: stream_prefix.to_owned(),
-            stream_max_len: 10_000,
             max_body_bytes: 64 * 1024,
         }
     }

@@ -9,6 +9,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -26,8 +27,11 @@ pub struct RelayConfig {
     /// Longest wait between looks at the outbox when nothing wakes the relay:
     /// how late rows committed by another process can be.
     pub poll_interval: Duration,
-    /// Approximate cap of every stream (`XADD … MAXLEN ~`).
-    pub stream_max_len: usize,
+    /// Longest one publishing transaction may take, from `BEGIN` to `COMMIT`.
+    /// Past it the transaction is abandoned (rolled back, its rows kept), the
+    /// publishing lock released, and the relay tries again after its backoff:
+    /// a Redis or PostgreSQL that stops answering cannot hold the lock.
+    pub transaction_deadline: Duration,
     /// Waits between attempts while Redis or PostgreSQL is unreachable.
     pub backoff: Backoff,
 }
@@ -37,7 +41,7 @@ impl Default for RelayConfig {
         Self {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
-            stream_max_len: 100_000,
+            transaction_deadline: Duration::from_secs(10),
             backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(5) },
         }
     }
@@ -53,6 +57,10 @@ pub enum RelayError {
     /// Redis failed; the rows stay unpublished.
     #[error("publishing to redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The publishing transaction took longer than its deadline and was
+    /// abandoned; the rows stay unpublished.
+    #[error("the publishing transaction took longer than {0:?}; abandoned")]
+    Deadline(Duration),
 }
 
 /// How many batches one relay transaction publishes: a crash re-publishes at
@@ -114,7 +122,9 @@ impl OutboxRelay {
     }
 
     /// Publishes until `cancel` fires, surviving outages of Redis and PostgreSQL.
-    /// A batch under way when `cancel` fires is finished first.
+    /// A transaction under way when `cancel` fires is abandoned: it rolls
+    /// back, and its rows wait in the outbox for the next start (any of them
+    /// already on the stream are published again: at least once).
     ///
     /// It keeps one connection of the pool while it runs: taking one for
     /// every look, it queued behind the service's requests whenever they
@@ -125,8 +135,9 @@ impl OutboxRelay {
     /// and publishing does not wait for it.
     #[tracing::instrument(name = "outbox_relay", skip_all)]
     pub async fn run(self, cancel: CancellationToken) {
-        let gauges = report_backlog(self.pool.clone(), cancel.clone());
-        tokio::join!(self.publish_until_cancelled(cancel), gauges);
+        let backlog = AtomicI64::new(0);
+        let gauges = report_backlog(self.pool.clone(), &backlog, cancel.clone());
+        tokio::join!(self.publish_until_cancelled(&backlog, cancel), gauges);
         tracing::info!("outbox relay stopped");
     }
 
@@ -134,7 +145,12 @@ impl OutboxRelay {
     /// looks again soon while another relay holds the lock, until it has had
     /// a look of its own: the other's claim may have come before this
     /// process's commit.
-    async fn publish_until_cancelled(mut self, cancel: CancellationToken) {
+    ///
+    /// Any failure ends the transaction under way and closes both of its
+    /// connections: closing the PostgreSQL one ends the transaction on the
+    /// server, and with it the publishing lock, even when the connection can
+    /// no longer carry a `ROLLBACK`.
+    async fn publish_until_cancelled(mut self, backlog: &AtomicI64, cancel: CancellationToken) {
         let mut redis: Option<MultiplexedConnection> = None;
         let mut database: Option<PoolConnection<Postgres>> = None;
         let mut outage = Outage::new(self.config.backoff);
@@ -143,7 +159,16 @@ impl OutboxRelay {
         let mut woken = true;
 
         while !cancel.is_cancelled() {
-            let next_look = match self.drain(&mut redis, &mut database).await {
+            let drained = tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                drained = self.drain(&mut redis, &mut database, backlog) => Some(drained),
+            };
+            let Some(drained) = drained else {
+                abandon(&mut database);
+                break;
+            };
+            let next_look = match drained {
                 Ok(Drained { published, lock_busy }) => {
                     if outage.ended() {
                         tracing::info!(published, "outbox relay recovered");
@@ -153,9 +178,10 @@ impl OutboxRelay {
                     if woken { LOCK_RETRY } else { self.config.poll_interval }
                 }
                 Err(error) => {
-                    // Back in the pool, the connection's failed transaction
-                    // is rolled back at once, and with it the publishing lock.
-                    (redis, database) = (None, None);
+                    abandon(&mut database);
+                    redis = None;
+                    // What this relay knew of the outbox may be stale now.
+                    self.horizon = Horizon::default();
                     let what = "outbox relay cannot publish; rows are kept and retried";
                     if !outage.wait_after(&error, what, &cancel).await {
                         break;
@@ -172,11 +198,13 @@ impl OutboxRelay {
     }
 
     /// Publishes transaction after transaction until the outbox is empty or
-    /// another relay holds the publishing lock.
+    /// another relay holds the publishing lock. Each transaction has
+    /// [`RelayConfig::transaction_deadline`] to finish.
     async fn drain(
         &mut self,
         redis: &mut Option<MultiplexedConnection>,
         database: &mut Option<PoolConnection<Postgres>>,
+        backlog: &AtomicI64,
     ) -> Result<Drained, RelayError> {
         let redis = match redis {
             Some(connection) => connection,
@@ -184,11 +212,18 @@ impl OutboxRelay {
         };
         let database = match database {
             Some(connection) => connection,
-            None => database.insert(self.pool.acquire().await?),
+            None => {
+                // A new connection: nothing learnt on the old one is trusted.
+                self.horizon = Horizon::default();
+                database.insert(self.pool.acquire().await?)
+            }
         };
+        let deadline = self.config.transaction_deadline;
         let mut published = 0;
         loop {
-            let Some(sent) = self.publish_batches(database, redis, BATCHES_PER_TRANSACTION).await? else {
+            let transaction = self.publish_batches(database, redis, BATCHES_PER_TRANSACTION, backlog);
+            let sent = tokio::time::timeout(deadline, transaction).await.map_err(|_| RelayError::Deadline(deadline))?;
+            let Some(sent) = sent? else {
                 return Ok(Drained { published, lock_busy: true });
             };
             published += sent;
@@ -202,7 +237,7 @@ impl OutboxRelay {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)));
-        self.redis.get_multiplexed_async_connection_with_config(&config).await
+        crate::redis_link::with_keepalive(&self.redis)?.get_multiplexed_async_connection_with_config(&config).await
     }
 
     /// Publishes one batch of the oldest rows and deletes them from the outbox.
@@ -213,7 +248,8 @@ impl OutboxRelay {
     /// PostgreSQL or Redis failed; the rows stay in the outbox.
     pub async fn publish_batch(&mut self, redis: &mut MultiplexedConnection) -> Result<usize, RelayError> {
         let mut database = self.pool.acquire().await?;
-        Ok(self.publish_batches(&mut database, redis, 1).await?.unwrap_or(0))
+        let unknown_backlog = AtomicI64::new(0);
+        Ok(self.publish_batches(&mut database, redis, 1, &unknown_backlog).await?.unwrap_or(0))
     }
 
     /// Publishes up to `batches` batches in one transaction and deletes them
@@ -228,23 +264,31 @@ impl OutboxRelay {
     /// it, so Redis never waits for the relay to read replies. One connection
     /// runs its commands in the order they were queued, and the publishing
     /// lock is held throughout, so batches reach the stream in claim order.
-    /// If anything fails, everything is rolled back and rows already on the
+    /// The first failure on either side ends both (the other side is dropped
+    /// where it waits), everything is rolled back, and rows already on the
     /// stream are published again later (at least once); the caller must then
-    /// give `database` back to the pool, which finishes the rollback.
+    /// close `database`, which ends the transaction on the server.
     ///
     /// A transaction that publishes nothing is rolled back here and now: left
     /// to the connection's next use, it would keep the publishing lock from
-    /// other relays until this one looks again.
+    /// other relays until this one looks again. If it found nothing although
+    /// the backlog gauge last saw rows, the horizon is checked against the
+    /// outbox and dropped if rows wait below it.
     async fn publish_batches(
         &mut self,
         database: &mut PgConnection,
         redis: &MultiplexedConnection,
         batches: usize,
+        backlog: &AtomicI64,
     ) -> Result<Option<usize>, RelayError> {
-        // Losing this commit in a PostgreSQL crash only brings the rows back to
-        // be published again, which at-least-once delivery allows; so the relay
-        // does not wait for the WAL flush.
-        let mut tx = database.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?;
+        // The horizon relies on every claim seeing what committed before it
+        // began, so the isolation level is set here rather than inherited
+        // from the server's default. Losing this commit in a PostgreSQL crash
+        // only brings the rows back to be published again, which
+        // at-least-once delivery allows; so the relay does not wait for the
+        // WAL flush.
+        let mut tx =
+            database.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off").await?;
         if !take_publishing_lock(&mut tx).await? {
             tx.rollback().await?;
             return Ok(None);
@@ -276,7 +320,7 @@ impl OutboxRelay {
             let mut in_flight = VecDeque::with_capacity(PIPELINES_IN_FLIGHT);
             while let Some(rows) = claimed.recv().await {
                 published += rows.len();
-                let pipeline = self.pipeline(rows, &mut per_stream);
+                let pipeline = pipeline(rows, &mut per_stream);
                 let mut connection = redis.clone();
                 let mut sent = Box::pin(async move { pipeline.query_async::<()>(&mut connection).await });
                 // The first poll queues the pipeline on the connection behind the
@@ -297,10 +341,15 @@ impl OutboxRelay {
             }
             Ok::<_, RelayError>(published)
         };
-        let (claimed, sent) = tokio::join!(claiming, sending);
-        let published = sent?;
-        claimed?;
+        // Not `join!`: a failed send leaves the claiming side waiting for room
+        // in the queue that nobody empties any more, and the transaction, with
+        // the publishing lock, would stay open for good.
+        let ((), published) = tokio::try_join!(claiming, sending)?;
         if published == 0 {
+            if backlog.load(Ordering::Relaxed) > 0 && after > 0 && rows_below(&mut tx, after).await? {
+                tracing::warn!(horizon = after, "outbox rows wait below the relay's horizon; scanning from the start");
+                self.horizon = Horizon::default();
+            }
             tx.rollback().await?;
             return Ok(Some(0));
         }
@@ -311,28 +360,35 @@ impl OutboxRelay {
         }
         Ok(Some(published))
     }
+}
 
-    /// One `XADD … MAXLEN ~` per row, in order, counting rows per stream.
-    fn pipeline(&self, rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
-        let mut pipeline = redis::pipe();
-        for OutboxRow { stream, event, .. } in rows {
-            pipeline
-                .cmd("XADD")
-                .arg(&stream)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.config.stream_max_len)
-                .arg("*")
-                .arg(&event.into_fields()[..])
-                .ignore();
-            *per_stream.entry(stream).or_default() += 1;
-        }
-        pipeline
+/// Marks the relay's database connection, if any, to be closed rather than
+/// returned to the pool, and lets go of it.
+fn abandon(database: &mut Option<PoolConnection<Postgres>>) {
+    if let Some(mut connection) = database.take() {
+        connection.close_on_drop();
     }
 }
 
+/// Whether rows wait at or below `horizon`, where claims no longer look.
+async fn rows_below(tx: &mut PgConnection, horizon: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq <= $1)").bind(horizon).fetch_one(tx).await
+}
+
+/// One `XADD` per row, in order, counting rows per stream. Streams are not
+/// capped here: [`crate::retention`] trims them below what every consumer
+/// group has acknowledged.
+fn pipeline(rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
+    let mut pipeline = redis::pipe();
+    for OutboxRow { stream, event, .. } in rows {
+        pipeline.cmd("XADD").arg(&stream).arg("*").arg(&event.into_fields()[..]).ignore();
+        *per_stream.entry(stream).or_default() += 1;
+    }
+    pipeline
+}
+
 /// Refreshes the backlog gauges every [`BACKLOG_INTERVAL`] until `cancel` fires.
-async fn report_backlog(pool: PgPool, cancel: CancellationToken) {
+async fn report_backlog(pool: PgPool, backlog: &AtomicI64, cancel: CancellationToken) {
     let mut interval = tokio::time::interval(BACKLOG_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -340,20 +396,22 @@ async fn report_backlog(pool: PgPool, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Err(error) = record_backlog(&pool).await {
+        if let Err(error) = record_backlog(&pool, backlog).await {
             tracing::debug!(error = %error, "reading the outbox backlog failed");
         }
     }
 }
 
-/// Sets the backlog gauges: rows waiting, and the age of the oldest.
-async fn record_backlog(pool: &PgPool) -> Result<(), sqlx::Error> {
+/// Sets the backlog gauges (rows waiting, and the age of the oldest) and
+/// keeps the count in `backlog` for the relay.
+async fn record_backlog(pool: &PgPool, backlog_seen: &AtomicI64) -> Result<(), sqlx::Error> {
     let (backlog, age): (i64, Option<f64>) = sqlx::query_as(
         "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
          FROM outbox",
     )
     .fetch_one(pool)
     .await?;
+    backlog_seen.store(backlog, Ordering::Relaxed);
     #[allow(clippy::cast_precision_loss, reason = "a gauge; precision beyond 2^53 rows is moot")]
     metrics::gauge!(names::OUTBOX_BACKLOG).set(backlog as f64);
     metrics::gauge!(names::OUTBOX_OLDEST_AGE).set(age.unwrap_or(0.0));

@@ -1,7 +1,7 @@
 //! Delivery through consumer groups: who gets what, in which order, how often.
 
 use crate::helpers::*;
-use events::{DomainEvent, EventId, Handler, MenuEvent, ReservationEvent};
+use events::{DomainEvent, EventId, Handler, HandlerError, MenuEvent, ReservationEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,7 +154,7 @@ struct AckWatcher {
 }
 
 impl Handler<MenuEvent> for AckWatcher {
-    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
         let mut connection = self.redis.get_multiplexed_async_connection().await?;
         let pending: redis::streams::StreamPendingReply =
             redis::cmd("XPENDING").arg(&self.stream).arg("in-order").query_async(&mut connection).await?;
@@ -215,7 +215,7 @@ struct SlowFor {
 }
 
 impl Handler<MenuEvent> for SlowFor {
-    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
         if event.aggregate_id == self.aggregate_id {
             self.started.store(true, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;

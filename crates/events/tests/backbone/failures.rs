@@ -130,7 +130,7 @@ async fn an_undecodable_entry_is_dead_lettered_at_once_and_an_unknown_type_is_sk
 }
 
 #[tokio::test]
-async fn dead_letters_can_be_redriven_to_their_stream_and_are_then_handled() -> TestResult {
+async fn dead_letters_are_redriven_for_the_group_that_gave_up_on_them_only() -> TestResult {
     let harness = Harness::new().await?;
     let poison = menu_created("Fixed later");
     harness.append(std::slice::from_ref(&poison)).await?;
@@ -139,24 +139,58 @@ async fn dead_letters_can_be_redriven_to_their_stream_and_are_then_handled() -> 
     config.max_deliveries = 2;
     let stream = harness.stream::<MenuEvent>();
     let dlq = format!("{stream}.dlq");
+    let healthy = Recorder::default();
+    let other_group =
+        harness.spawn_consumer::<MenuEvent, _>(harness.consumer_config::<MenuEvent>("h", "c"), healthy.clone());
     let failing = harness.spawn_consumer::<MenuEvent, _>(config.clone(), Recorder::always_failing(poison.id));
     eventually(WITHIN, "dead-lettered", || async { Ok(harness.stream_len(&dlq).await? == 1) }).await?;
     failing.stop().await?;
 
-    let moved = dead_letter::redrive(&mut harness.connection().await?, &dlq, 100).await?;
-    assert_eq!(moved, 1);
+    let mut connection = harness.connection().await?;
+    assert_eq!(dead_letter::redrive(&mut connection, &dlq, 100, Some("another-group")).await?, 0);
+    assert_eq!(harness.stream_len(&dlq).await?, 1, "a letter of another group stays");
+    assert_eq!(dead_letter::redrive(&mut connection, &dlq, 100, Some("g")).await?, 1);
     assert_eq!(harness.stream_len(&dlq).await?, 0);
 
     let fixed = Recorder::default();
     let consumer = harness.spawn_consumer::<MenuEvent, _>(config, fixed.clone());
     eventually(WITHIN, "handled after the redrive", || async { Ok(fixed.count() == 1) }).await?;
+    eventually(WITHIN, "the other group passed over it", || harness.caught_up(&stream, "h")).await?;
     consumer.stop().await?;
+    other_group.stop().await?;
     assert_eq!(fixed.ids(), vec![poison.id]);
+    assert_eq!(healthy.ids(), vec![poison.id], "the group that had handled it did not handle it again");
     Ok(())
 }
 
 #[tokio::test]
-async fn pending_entries_trimmed_from_the_stream_are_acked_not_looped_on() -> TestResult {
+async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_until_it_can() -> TestResult {
+    let harness = Harness::new().await?;
+    let poison = menu_created("Nowhere to go");
+    harness.append(std::slice::from_ref(&poison)).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    let stream = harness.stream::<MenuEvent>();
+    let dlq = format!("{stream}.dlq");
+    let mut connection = harness.connection().await?;
+    let _: () = redis::cmd("SET").arg(&dlq).arg("not a stream").query_async(&mut connection).await?;
+    let mut config = harness.consumer_config::<MenuEvent>("g", "c");
+    config.max_deliveries = 1;
+    let recorder = Recorder::always_failing(poison.id);
+    let consumer = harness.spawn_consumer::<MenuEvent, _>(config, recorder);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(harness.pending(&stream, "g").await?, 1, "acknowledged although its dead letter was not written");
+
+    let _: () = redis::cmd("DEL").arg(&dlq).query_async(&mut connection).await?;
+    eventually(WITHIN, "dead-lettered once the stream can take it", || async {
+        Ok(harness.stream_len(&dlq).await? == 1 && harness.pending(&stream, "g").await? == 0)
+    })
+    .await?;
+    consumer.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_entries_deleted_from_the_stream_are_reported_lost_and_not_looped_on() -> TestResult {
     let harness = Harness::new().await?;
     harness.append(&(0..10).map(|_| menu_created("Trimmed")).collect::<Vec<_>>()).await?;
     harness.relay().publish_batch(&mut harness.connection().await?).await?;

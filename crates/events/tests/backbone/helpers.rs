@@ -3,8 +3,8 @@
 
 use events::menu::MenuItem;
 use events::{
-    Consumer, ConsumerConfig, DomainEvent, Event, EventId, Handler, Inbox, Inboxed, MenuEvent, MenuItemId, Metadata,
-    OutboxRelay, RelayConfig, Streams, TransactionalHandler,
+    Consumer, ConsumerConfig, DomainEvent, Event, EventId, Handler, HandlerError, Inbox, Inboxed, MenuEvent,
+    MenuItemId, Metadata, OutboxRelay, RelayConfig, Streams, TransactionalHandler,
 };
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply};
@@ -53,8 +53,10 @@ impl Harness {
         self.streams.of::<E>()
     }
 
+    /// A connection that waits long enough for a whole stream to be read back.
     pub async fn connection(&self) -> anyhow::Result<MultiplexedConnection> {
-        Ok(self.redis.get_multiplexed_async_connection().await?)
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        Ok(self.redis.get_multiplexed_async_connection_with_config(&config).await?)
     }
 
     /// Appends `events` in one committed transaction.
@@ -227,7 +229,7 @@ pub fn availability_changes(aggregate_id: Uuid, count: i64) -> Vec<DomainEvent<M
 pub struct RecordApplied;
 
 impl<E: Event> TransactionalHandler<E> for RecordApplied {
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<E>) -> anyhow::Result<()> {
+    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<E>) -> Result<(), HandlerError> {
         sqlx::query("INSERT INTO applied (event_id, aggregate_id, version) VALUES ($1, $2, $3)")
             .bind(event.id)
             .bind(event.aggregate_id)
@@ -291,7 +293,7 @@ impl Recorder {
 }
 
 impl<E: Event> Handler<E> for Recorder {
-    async fn handle(&self, event: &DomainEvent<E>) -> anyhow::Result<()> {
+    async fn handle(&self, event: &DomainEvent<E>) -> Result<(), HandlerError> {
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let attempt = attempts.entry(event.id).or_default();
@@ -302,10 +304,10 @@ impl<E: Event> Handler<E> for Recorder {
             tokio::time::sleep(self.delay).await;
         }
         if self.always_fail == Some(event.id) {
-            anyhow::bail!("the kitchen is on fire (attempt {attempt})");
+            return Err(HandlerError::rejected(anyhow::anyhow!("the kitchen is on fire (attempt {attempt})")));
         }
         if attempt <= self.fail_first {
-            anyhow::bail!("flaky dependency (attempt {attempt})");
+            return Err(HandlerError::rejected(anyhow::anyhow!("flaky dependency (attempt {attempt})")));
         }
         self.lock().push(Seen {
             id: event.id,

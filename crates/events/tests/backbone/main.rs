@@ -4,6 +4,7 @@
 mod delivery;
 mod durability;
 mod failures;
+mod faults;
 mod helpers;
 mod metrics;
 mod relay;

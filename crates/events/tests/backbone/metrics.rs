@@ -138,6 +138,11 @@ async fn the_consumer_counts_successes_retries_dead_letters_and_unknown_types() 
 
     assert_eq!(recorded.counter(CONSUMED, &outcome("ok")), 4);
     assert_eq!(recorded.counter(CONSUMED, &outcome("unknown_type")), 1);
-    assert_eq!(recorded.counter(RETRIED, &labels), 2, "the poison's first two attempts are retried, the third is not");
+    let rejected = [("stream", stream.as_str()), ("group", "g"), ("reason", "rejected")];
+    assert_eq!(
+        recorded.counter(RETRIED, &rejected),
+        2,
+        "the poison's first two attempts are retried, the third is not"
+    );
     Ok(())
 }

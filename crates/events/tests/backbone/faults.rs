@@ -1,0 +1,249 @@
+//! Real faults on the publishing and consuming paths: Redis refusing writes
+//! with a backlog waiting, Redis killed mid-publish, handlers whose
+//! dependencies are down, consumers restarted with entries in hand.
+
+use crate::helpers::*;
+use events::{DomainEvent, Handler, HandlerError, MenuEvent, RelayConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use testkit::RedisServer;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A relay that publishes small batches, so that a modest backlog takes many
+/// multi-batch transactions.
+fn small_batches() -> RelayConfig {
+    RelayConfig { batch_size: 50, ..fast_relay() }
+}
+
+/// The versions on `stream`, each kept where it first appears: at least once
+/// may repeat a version, but never move one before an earlier one.
+async fn first_seen_versions(harness: &Harness) -> anyhow::Result<Vec<i64>> {
+    let mut seen = std::collections::HashSet::new();
+    Ok(harness
+        .entries::<MenuEvent>()
+        .await?
+        .iter()
+        .filter_map(|entry| entry.get::<i64>("version"))
+        .filter(|version| seen.insert(*version))
+        .collect())
+}
+
+#[tokio::test]
+async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_everything_once_redis_accepts_again()
+-> TestResult {
+    let harness = Harness::new().await?;
+    let stream = harness.stream::<MenuEvent>();
+    let mut connection = harness.connection().await?;
+    // A key of the wrong type: every XADD is answered WRONGTYPE.
+    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    let aggregate = uuid::Uuid::now_v7();
+    for chunk in availability_changes(aggregate, 1200).chunks(100) {
+        harness.append(chunk).await?;
+    }
+    let first = Running::spawn(|cancel| harness.relay_with(small_batches()).run(cancel));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // While the first relay keeps failing, it holds the publishing lock only
+    // for moments: a second one gets it too.
+    let second = Running::spawn(|cancel| harness.relay_with(small_batches()).run(cancel));
+    let mut lock_was_free = false;
+    let mut observer = harness.pool().acquire().await?;
+    for _ in 0..100 {
+        // Taken and given back at once, in a transaction of its own.
+        let free: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext(concat('events.outbox.', current_schema()))::bigint)",
+        )
+        .fetch_one(&mut *observer)
+        .await?;
+        if free {
+            lock_was_free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(observer);
+    assert!(lock_was_free, "a failing relay kept the publishing lock");
+    let idle_in_transaction: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE state = 'idle in transaction' AND now() - state_change > interval '2 seconds'",
+    )
+    .fetch_one(harness.pool())
+    .await?;
+    assert_eq!(idle_in_transaction, 0, "a relay transaction was left idle in transaction");
+
+    // Stopping a relay that is failing ends at once.
+    let stopping = Instant::now();
+    first.stop().await?;
+    assert!(stopping.elapsed() < Duration::from_secs(2), "the failing relay took {:?} to stop", stopping.elapsed());
+
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut connection).await?;
+    eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    second.stop().await?;
+    assert_eq!(first_seen_versions(&harness).await?, (1..=1200).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relay_stops_promptly_while_redis_refuses_every_write() -> TestResult {
+    let harness = Harness::new().await?;
+    let stream = harness.stream::<MenuEvent>();
+    let mut connection = harness.connection().await?;
+    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    harness.append(&availability_changes(uuid::Uuid::now_v7(), 2000)).await?;
+    let relay = Running::spawn(|cancel| harness.relay_with(small_batches()).run(cancel));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stopping = Instant::now();
+    relay.stop().await?;
+    assert!(stopping.elapsed() < Duration::from_secs(2), "took {:?}", stopping.elapsed());
+    assert_eq!(harness.unpublished().await?, 2000, "every row waits for the next start");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_redis_killed_in_the_middle_of_a_multi_batch_publish_loses_nothing_and_keeps_the_order() -> TestResult {
+    let mut server = RedisServer::start()?;
+    let harness = Harness::on_redis(redis::Client::open(server.url())?).await?;
+    let aggregate = uuid::Uuid::now_v7();
+    for chunk in availability_changes(aggregate, 5000).chunks(500) {
+        harness.append(chunk).await?;
+    }
+    let relay = Running::spawn(|cancel| harness.relay_with(RelayConfig { batch_size: 50, ..fast_relay() }).run(cancel));
+    eventually(WITHIN, "publishing under way", || async {
+        Ok(harness.stream_len(&harness.stream::<MenuEvent>()).await.unwrap_or(0) >= 500)
+    })
+    .await?;
+    server.kill()?;
+    let published_before = 5000 - harness.unpublished().await?;
+    assert!(published_before < 5000, "Redis died before the backlog was through");
+    server.restart()?;
+
+    eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    relay.stop().await?;
+    assert_eq!(first_seen_versions(&harness).await?, (1..=5000).collect::<Vec<_>>());
+    Ok(())
+}
+
+/// Answers "unavailable" while `down` is set, as a handler whose database is
+/// unreachable does, and records what it handled once it is not.
+#[derive(Clone)]
+struct DependsOn {
+    down: Arc<AtomicBool>,
+    attempts: Arc<AtomicU32>,
+    seen: Recorder,
+}
+
+impl DependsOn {
+    fn down() -> Self {
+        Self { down: Arc::new(AtomicBool::new(true)), attempts: Arc::default(), seen: Recorder::default() }
+    }
+}
+
+impl Handler<MenuEvent> for DependsOn {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolTimedOut.into());
+        }
+        self.seen.handle(event).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_whose_handler_cannot_reach_its_database_waits_past_the_delivery_cap_and_is_never_dead_lettered()
+-> TestResult {
+    let harness = Harness::new().await?;
+    let handler = DependsOn::down();
+    let mut config = harness.consumer_config::<MenuEvent>("patient", "c");
+    config.max_deliveries = 2;
+    config.outage_retry.initial = Duration::from_millis(5);
+    config.outage_retry.max = Duration::from_millis(20);
+    let dead_letters = config.dead_letter_stream.clone();
+    let consumer = harness.spawn_consumer(config, handler.clone());
+    let event = menu_created("Through the outage");
+    harness.append(std::slice::from_ref(&event)).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+
+    eventually(WITHIN, "many failed attempts", || async { Ok(handler.attempts.load(Ordering::SeqCst) >= 20) }).await?;
+    assert_eq!(harness.stream_len(&dead_letters).await?, 0, "an outage is not poison");
+    handler.down.store(false, Ordering::SeqCst);
+    eventually(WITHIN, "handled once the database is back", || async { Ok(handler.seen.ids() == vec![event.id]) })
+        .await?;
+    consumer.stop().await?;
+    assert_eq!(harness.stream_len(&dead_letters).await?, 0);
+    assert_eq!(harness.pending(&harness.stream::<MenuEvent>(), "patient").await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consumer_whose_handlers_cannot_reach_their_database_reads_nothing_new_until_they_can() -> TestResult {
+    let harness = Harness::new().await?;
+    let stream = harness.stream::<MenuEvent>();
+    let handler = DependsOn::down();
+    let consumer = harness.spawn_consumer(harness.consumer_config::<MenuEvent>("paused", "c"), handler.clone());
+    harness.append(&[menu_created("First")]).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    eventually(WITHIN, "the first event tried", || async { Ok(handler.attempts.load(Ordering::SeqCst) >= 2) }).await?;
+
+    let later: Vec<_> = (0..20).map(|_| menu_created("Later")).collect();
+    harness.append(&later).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(harness.pending(&stream, "paused").await?, 1, "entries were read while the database was down");
+
+    handler.down.store(false, Ordering::SeqCst);
+    eventually(WITHIN, "all 21 handled", || async { Ok(handler.seen.count() == 21) }).await?;
+    consumer.stop().await?;
+    Ok(())
+}
+
+/// Rejects the first attempts at `version` 1 of each aggregate, then handles
+/// everything, recording the order.
+#[derive(Clone, Default)]
+struct RejectsFirstVersionAtFirst {
+    rejected: Arc<AtomicU32>,
+    seen: Recorder,
+}
+
+impl Handler<MenuEvent> for RejectsFirstVersionAtFirst {
+    async fn handle(&self, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+        if event.version == 1 && self.rejected.fetch_add(1, Ordering::SeqCst) < 1000 {
+            return Err(HandlerError::rejected(anyhow::anyhow!("not yet")));
+        }
+        self.seen.handle(event).await
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_finishes_its_own_pending_entries_before_newer_ones_of_the_same_aggregate() -> TestResult {
+    let harness = Harness::new().await?;
+    let aggregate = uuid::Uuid::now_v7();
+    let changes = availability_changes(aggregate, 3);
+    let mut config = harness.consumer_config::<MenuEvent>("ordered", "instance-1");
+    config.max_deliveries = 1000;
+    config.retry.initial = Duration::from_millis(50);
+    config.retry.max = Duration::from_millis(50);
+    config.claim_idle = Duration::from_secs(60);
+
+    // The first run takes version 1 and stops while still retrying it.
+    let first_run = RejectsFirstVersionAtFirst::default();
+    let consumer = harness.spawn_consumer(config.clone(), first_run.clone());
+    harness.append(&changes[..1]).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    eventually(WITHIN, "version 1 in hand", || async { Ok(first_run.rejected.load(Ordering::SeqCst) >= 1) }).await?;
+    consumer.stop().await?;
+    assert_eq!(harness.pending(&harness.stream::<MenuEvent>(), "ordered").await?, 1);
+
+    // Versions 2 and 3 arrive while it is down; the same instance restarts.
+    harness.append(&changes[1..]).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    let second_run = Recorder::default();
+    let consumer = harness.spawn_consumer::<MenuEvent, _>(config, second_run.clone());
+    eventually(WITHIN, "all three handled", || async { Ok(second_run.count() == 3) }).await?;
+    consumer.stop().await?;
+    let versions: Vec<i64> = second_run.handled().iter().map(|seen| seen.version).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    Ok(())
+}
