@@ -7,10 +7,13 @@
 //! prefix names no other test uses, and [`RedisServer`] starts a private, persistent
 //! `redis-server` for tests that need to kill and restart Redis. [`Api`]
 //! talks JSON to a service under test, and [`stream::entries`] reads a
-//! stream's events back.
+//! stream's events back. [`proxy::FaultProxy`] sits between a service and
+//! PostgreSQL or Redis and pauses, cuts or resets the connections on cue, for
+//! tests of how the service lives through network faults.
 
 pub mod api;
 pub mod bench;
+pub mod proxy;
 pub mod stream;
 
 pub use api::{Api, Running};
