@@ -36,7 +36,7 @@ impl Application {
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let Foundation { pool, redis, outbox, relay, listener } =
+        let Foundation { pool, redis, outbox, relay, listener, .. } =
             Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let router = service_kit::http::finish(

@@ -95,7 +95,7 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
-        let Foundation { pool, redis, outbox, relay, listener } =
+        let Foundation { pool, consumer_pool, redis, outbox, relay, listener } =
             Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
@@ -105,7 +105,7 @@ impl Application {
         let consumer = Consumer::new(
             redis.clone(),
             ConsumerConfig::new(streams.of::<MenuEvent>(), CONSUMER_GROUP, consumer_name),
-            Inboxed::new(Inbox::new(pool.clone(), CONSUMER_GROUP), menu_view::MenuProjection),
+            Inboxed::new(Inbox::new(consumer_pool, CONSUMER_GROUP), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let router = service_kit::http::finish(

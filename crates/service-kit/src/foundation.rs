@@ -12,8 +12,12 @@ use tokio_util::sync::CancellationToken;
 /// A service's connections, made once at start.
 #[derive(Debug)]
 pub struct Foundation {
-    /// The pool on the service's schema, migrated.
+    /// The pool on the service's schema, migrated: for HTTP requests and the relay.
     pub pool: PgPool,
+    /// A second, smaller pool on the same schema (`DB_CONSUMER_MAX_CONNECTIONS`)
+    /// for event handlers, so that a burst of events cannot take the
+    /// connections HTTP requests need.
+    pub consumer_pool: PgPool,
     /// The Redis the service publishes to and consumes from.
     pub redis: redis::Client,
     /// Where the service appends its events and commits them, waking `relay`.
@@ -26,7 +30,7 @@ pub struct Foundation {
 
 impl Foundation {
     /// Connects to PostgreSQL (creating and migrating the service's schema,
-    /// `DB_SCHEMA` or `default_schema`), opens the Redis client, prepares the
+    /// `DB_SCHEMA` or `default_schema`, and opening both pools on it), opens the Redis client, prepares the
     /// outbox and its relay, and binds the listener (`SERVER_PORT` or `default_port`).
     ///
     /// # Errors
@@ -46,6 +50,10 @@ impl Foundation {
             migrations,
         )
         .await?;
+        let consumer_pool =
+            crate::database::pool(settings.database(default_schema), settings.db_consumer_max_connections)
+                .await
+                .context("opening the event handlers' pool")?;
         let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
         let relay_config =
             events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
@@ -53,7 +61,7 @@ impl Foundation {
         let outbox = events::Outbox::new(settings.streams(), relay.waker());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-        Ok(Self { pool, redis, outbox, relay, listener })
+        Ok(Self { pool, consumer_pool, redis, outbox, relay, listener })
     }
 }
 
