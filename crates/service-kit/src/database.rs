@@ -11,7 +11,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use std::time::Duration;
 
 /// Connects to the schema named by `options`' `search_path`, creating it if
-/// needed, and applies the events crate's tables and then `migrations`.
+/// needed, applies the events crate's tables and then `migrations` (without
+/// the statement and lock timeouts of `options`), and opens the pool.
 ///
 /// # Errors
 /// PostgreSQL is unreachable or a migration fails.
@@ -24,7 +25,12 @@ pub async fn connect(
     if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("schema name {schema:?} must be letters, digits and underscores");
     }
-    let mut admin = PgConnection::connect_with(&options)
+    // Creating and migrating the schema waits for any other instance migrating
+    // the same database (sqlx holds a database-wide advisory lock) and may take
+    // long: it is not a request, so not under the request timeouts. A later
+    // `-c` of the same setting wins.
+    let unbounded = options.clone().options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+    let mut admin = PgConnection::connect_with(&unbounded)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))?;
     sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
@@ -33,10 +39,11 @@ pub async fn connect(
         .with_context(|| format!("creating schema {schema}"))?;
     admin.close().await?;
 
-    let pool = pool(options, max_connections).await?;
-    events::schema::migrate(&pool).await.context("migrating the outbox and inbox tables")?;
-    migrations.run(&pool).await.context("migrating the service's tables")?;
-    Ok(pool)
+    let migrating = pool(unbounded, 1).await?;
+    events::schema::migrate(&migrating).await.context("migrating the outbox and inbox tables")?;
+    migrations.run(&migrating).await.context("migrating the service's tables")?;
+    migrating.close().await;
+    pool(options, max_connections).await
 }
 
 /// A pool of up to `max_connections` on `options`, with the checks of
