@@ -459,12 +459,7 @@ mod tests {
     #[tokio::test]
     async fn a_pool_behind_a_cut_proxy_fails_its_queries_and_recovers_after_restore() -> anyhow::Result<()> {
         let db = crate::TestDb::new().await?;
-        let host = db.options.get_host().to_owned();
-        let postgres = tokio::net::lookup_host((host.as_str(), db.options.get_port()))
-            .await?
-            .next()
-            .context("PostgreSQL's host resolves to no address")?;
-        let proxy = FaultProxy::start(postgres).await?;
+        let proxy = FaultProxy::start(crate::postgres_addr().await?).await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(2))
