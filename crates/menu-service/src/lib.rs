@@ -10,7 +10,7 @@ pub mod service;
 pub mod store;
 
 use service_kit::Settings;
-use service_kit::foundation::{self, Foundation};
+use service_kit::foundation::{self, Background, Foundation};
 use service_kit::http::Dependencies;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -28,6 +28,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     relay: events::OutboxRelay,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
@@ -36,7 +37,7 @@ impl Application {
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let Foundation { pool, redis, outbox, relay, listener } =
+        let Foundation { pool, redis, outbox, relay, listener, .. } =
             Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let router = service_kit::http::finish(
@@ -45,7 +46,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay })
+        Ok(Self { listener, router, relay, shutdown_grace: settings.shutdown_grace() })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -57,12 +58,12 @@ impl Application {
     }
 
     /// Serves requests and relays events until `cancel` fires, then finishes
-    /// requests and the relay batch in flight.
+    /// requests and the relay batch in flight, for at most `SHUTDOWN_GRACE_SECONDS`.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let relay = tokio::spawn(self.relay.run(cancel.clone()));
-        foundation::run("menu-service", self.listener, self.router, vec![relay], cancel).await
+        let relay = Background::spawn("outbox relay", self.relay.run(cancel.clone()));
+        foundation::run("menu-service", self.listener, self.router, vec![relay], cancel, self.shutdown_grace).await
     }
 }

@@ -18,7 +18,7 @@ use anyhow::Context;
 use domain::{BookingPolicy, Duration};
 use events::{Consumer, ConsumerConfig, Inbox, Inboxed, MenuEvent};
 use service_kit::Settings;
-use service_kit::foundation::{self, Foundation};
+use service_kit::foundation::{self, Background, Foundation};
 use service_kit::http::Dependencies;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -86,6 +86,7 @@ pub struct Application {
     router: axum::Router,
     relay: events::OutboxRelay,
     consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
@@ -95,7 +96,7 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
-        let Foundation { pool, redis, outbox, relay, listener } =
+        let Foundation { pool, consumer_pool, redis, outbox, relay, listener } =
             Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
@@ -105,7 +106,7 @@ impl Application {
         let consumer = Consumer::new(
             redis.clone(),
             ConsumerConfig::new(streams.of::<MenuEvent>(), CONSUMER_GROUP, consumer_name),
-            Inboxed::new(Inbox::new(pool.clone(), CONSUMER_GROUP), menu_view::MenuProjection),
+            Inboxed::new(Inbox::new(consumer_pool, CONSUMER_GROUP), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let router = service_kit::http::finish(
@@ -114,7 +115,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, consumer })
+        Ok(Self { listener, router, relay, consumer, shutdown_grace: settings.shutdown_grace() })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -126,14 +127,17 @@ impl Application {
     }
 
     /// Serves requests, relays events and consumes menu events until `cancel`
-    /// fires, then finishes what is in flight.
+    /// fires, then finishes what is in flight, for at most `SHUTDOWN_GRACE_SECONDS`.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let relay = tokio::spawn(self.relay.run(cancel.clone()));
-        let consumer = tokio::spawn(self.consumer.run(cancel.clone()));
-        foundation::run("reservation-service", self.listener, self.router, vec![relay, consumer], cancel).await
+        let background = vec![
+            Background::spawn("outbox relay", self.relay.run(cancel.clone())),
+            Background::spawn("menu-events consumer", self.consumer.run(cancel.clone())),
+        ];
+        foundation::run("reservation-service", self.listener, self.router, background, cancel, self.shutdown_grace)
+            .await
     }
 }
 

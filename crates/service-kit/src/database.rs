@@ -1,5 +1,8 @@
-//! The service's PostgreSQL pool, on its own schema, migrated at start, with
-//! the connection checks of [`events::pool`].
+//! The service's PostgreSQL pools, on its own schema, migrated at start, with
+//! the connection checks of [`events::pool`]. Every connection carries the
+//! statement, lock and idle-in-transaction timeouts of
+//! [`Settings::database`](crate::Settings::database), so a request waits on a
+//! busy database for a bounded time and then gets a 503 it may retry.
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
@@ -8,7 +11,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use std::time::Duration;
 
 /// Connects to the schema named by `options`' `search_path`, creating it if
-/// needed, and applies the events crate's tables and then `migrations`.
+/// needed, applies the events crate's tables and then `migrations` (without
+/// the statement and lock timeouts of `options`), and opens the pool.
 ///
 /// # Errors
 /// PostgreSQL is unreachable or a migration fails.
@@ -21,7 +25,12 @@ pub async fn connect(
     if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("schema name {schema:?} must be letters, digits and underscores");
     }
-    let mut admin = PgConnection::connect_with(&options)
+    // Creating and migrating the schema waits for any other instance migrating
+    // the same database (sqlx holds a database-wide advisory lock) and may take
+    // long: it is not a request, so not under the request timeouts. A later
+    // `-c` of the same setting wins.
+    let unbounded = options.clone().options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+    let mut admin = PgConnection::connect_with(&unbounded)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))?;
     sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
@@ -30,15 +39,25 @@ pub async fn connect(
         .with_context(|| format!("creating schema {schema}"))?;
     admin.close().await?;
 
-    let pool = events::pool::options()
+    let migrating = pool(unbounded, 1).await?;
+    events::schema::migrate(&migrating).await.context("migrating the outbox and inbox tables")?;
+    migrations.run(&migrating).await.context("migrating the service's tables")?;
+    migrating.close().await;
+    pool(options, max_connections).await
+}
+
+/// A pool of up to `max_connections` on `options`, with the checks of
+/// [`events::pool::options`]; nothing is created or migrated.
+///
+/// # Errors
+/// PostgreSQL is unreachable.
+pub async fn pool(options: PgConnectOptions, max_connections: u32) -> anyhow::Result<PgPool> {
+    events::pool::options()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
-        .context("opening the connection pool")?;
-    events::schema::migrate(&pool).await.context("migrating the outbox and inbox tables")?;
-    migrations.run(&pool).await.context("migrating the service's tables")?;
-    Ok(pool)
+        .context("opening the connection pool")
 }
 
 /// Why a service's own tables could not be read or written, or its events
@@ -75,8 +94,9 @@ impl From<events::outbox::AppendError> for StoreError {
 }
 
 impl StoreError {
-    /// 503 naming `database` when it is unreachable, else 500; either way
-    /// the error is logged.
+    /// 503 naming `database` when it is unreachable, 503 with `Retry-After`
+    /// when it was too busy (a lock or statement timeout, a serialization
+    /// failure or deadlock), else 500; either way the error is logged.
     pub fn problem(&self, database: &str) -> crate::Problem {
         match self {
             Self::Database(cause) => crate::Problem::database(database, cause, self),
@@ -88,6 +108,18 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Settings;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+
+    static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
+
+    /// A pool made the way services make theirs, on `db`'s schema, with `settings`.
+    async fn service_pool(db: &testkit::TestDb, settings: impl FnOnce(&mut Settings)) -> anyhow::Result<PgPool> {
+        let mut service = Settings::ephemeral("platform_test", &db.schema, "");
+        settings(&mut service);
+        connect(service.database("unused"), &db.schema, 2, &NO_MIGRATIONS).await
+    }
 
     #[test]
     fn an_unreachable_database_is_a_503_naming_it_and_every_other_store_failure_a_500() {
@@ -113,6 +145,80 @@ mod tests {
         let problem = StoreError::from(lost).problem("the menu database");
         assert_eq!(problem.status, 503);
         assert!(problem.detail.contains("the menu database"), "{}", problem.detail);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_configured_timeouts() -> anyhow::Result<()> {
+        let db = testkit::TestDb::new().await?;
+        let pool = service_pool(&db, |settings| {
+            settings.db_statement_timeout_ms = 4321;
+            settings.db_lock_timeout_ms = 1234;
+            settings.db_idle_in_transaction_timeout_ms = 5678;
+        })
+        .await?;
+
+        let mut connection = pool.acquire().await?;
+        for (setting, expected) in [
+            ("statement_timeout", "4321ms"),
+            ("lock_timeout", "1234ms"),
+            ("idle_in_transaction_session_timeout", "5678ms"),
+        ] {
+            let shown: String =
+                sqlx::query_scalar(AssertSqlSafe(format!("SHOW {setting}"))).fetch_one(&mut *connection).await?;
+            assert_eq!(shown, expected, "{setting}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn waiting_too_long_for_a_row_lock_is_a_503_to_retry() -> anyhow::Result<()> {
+        let db = testkit::TestDb::new().await?;
+        sqlx::query("CREATE TABLE tables (id int PRIMARY KEY, seats int NOT NULL)").execute(&db.pool).await?;
+        sqlx::query("INSERT INTO tables VALUES (1, 4)").execute(&db.pool).await?;
+        let mut holder = db.pool.begin().await?;
+        sqlx::query("SELECT seats FROM tables WHERE id = 1 FOR UPDATE").execute(&mut *holder).await?;
+        let pool = service_pool(&db, |settings| settings.db_lock_timeout_ms = 100).await?;
+
+        let waited = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::query("UPDATE tables SET seats = 6 WHERE id = 1").execute(&pool),
+        )
+        .await
+        .context("the update waited past the lock timeout")?;
+        let timed_out = waited.err().context("the update gave up")?;
+        assert_eq!(timed_out.as_database_error().and_then(|error| error.code()).as_deref(), Some("55P03"));
+
+        let problem = StoreError::from(timed_out).problem("the test database");
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.detail, "the test database was busy; retry in 1 s");
+        let response = problem.into_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).map(|value| value.as_bytes()), Some(&b"1"[..]));
+        holder.rollback().await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_statement_timeout_a_serialization_failure_and_a_deadlock_are_503s_to_retry() -> anyhow::Result<()> {
+        let db = testkit::TestDb::new().await?;
+        let pool = service_pool(&db, |settings| settings.db_statement_timeout_ms = 100).await?;
+        let slow = sqlx::query("SELECT pg_sleep(5)").execute(&pool).await.err().context("the sleep was cancelled")?;
+        let raised = |code: &str| {
+            sqlx::query(AssertSqlSafe(format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'contention' USING ERRCODE = '{code}'; END $$"
+            )))
+        };
+        let serialization = raised("40001").execute(&pool).await.err().context("the raise failed")?;
+        let deadlock = raised("40P01").execute(&pool).await.err().context("the raise failed")?;
+        let other = raised("P0001").execute(&pool).await.err().context("the raise failed")?;
+
+        for (error, code) in [(slow, "57014"), (serialization, "40001"), (deadlock, "40P01")] {
+            assert_eq!(error.as_database_error().and_then(|error| error.code()).as_deref(), Some(code));
+            let problem = StoreError::from(error).problem("the test database");
+            assert_eq!(problem.status, 503, "{code}");
+            assert!(problem.headers.contains_key(header::RETRY_AFTER), "{code} says when to retry");
+        }
+        assert_eq!(StoreError::from(other).problem("the test database").status, 500, "any other error is a 500");
         Ok(())
     }
 }

@@ -3,8 +3,10 @@
 //! A 4xx problem says exactly what was wrong and, for validation, which field.
 //! A 5xx problem is opaque: the cause is logged with the request's span (which
 //! carries the request id) and the client is told to quote `X-Request-Id`.
+//! A problem may carry response headers of its own, such as the
+//! `Retry-After` of a database that was too busy to answer.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -24,7 +26,13 @@ pub struct Problem {
     /// The request field at fault, for validation errors (`items[0].price_cents`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Headers the response carries besides `Content-Type`, such as `Retry-After`.
+    #[serde(skip)]
+    pub headers: HeaderMap,
 }
+
+/// How long a client is told to wait before retrying a request the database was too busy for.
+pub const BUSY_RETRY_AFTER_SECONDS: u32 = 1;
 
 impl Problem {
     /// A problem with `status` and `detail`.
@@ -35,7 +43,21 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            headers: HeaderMap::new(),
         }
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Tells the client to retry after `seconds` (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(self, seconds: u32) -> Self {
+        self.with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
     }
 
     /// Names the field at fault.
@@ -76,10 +98,26 @@ impl Problem {
         )
     }
 
+    /// 503 with `Retry-After`: `what` answered, but gave up on the request
+    /// because of contention (a lock, a timeout, a conflicting transaction),
+    /// so the same request may well work in a moment. Logs `error` with its causes.
+    pub fn busy(what: &str, error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %ErrorChain(error), "{what} was busy");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} was busy; retry in {BUSY_RETRY_AFTER_SECONDS} s"))
+            .with_retry_after(BUSY_RETRY_AFTER_SECONDS)
+    }
+
     /// 503 if `cause` means the database is unreachable (so trying again
-    /// later may work), else 500. `error` is what gets logged.
+    /// later may work), 503 with `Retry-After` if it was too busy (see
+    /// [`Problem::busy`]), else 500. `error` is what gets logged.
     pub fn database(what: &str, cause: &sqlx::Error, error: &(dyn std::error::Error + 'static)) -> Self {
-        if database_unreachable(cause) { Self::unavailable(what, error) } else { Self::internal(error) }
+        if database_unreachable(cause) {
+            Self::unavailable(what, error)
+        } else if database_busy(cause) {
+            Self::busy(what, error)
+        } else {
+            Self::internal(error)
+        }
     }
 
     /// The status as a `StatusCode`.
@@ -102,6 +140,15 @@ fn database_unreachable(cause: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `cause` is PostgreSQL giving up on a statement because of
+/// contention: a lock not granted within `lock_timeout` (SQLSTATE 55P03), a
+/// statement cancelled by `statement_timeout` (57014), a serialization
+/// failure (40001) or a deadlock (40P01). Retrying the request may work.
+fn database_busy(cause: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(error) = cause else { return false };
+    error.code().is_some_and(|code| matches!(code.as_ref(), "55P03" | "57014" | "40001" | "40P01"))
+}
+
 /// Shows an error and all its sources, `outer: inner: innermost`, for logs.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
@@ -118,9 +165,11 @@ impl std::fmt::Display for ErrorChain<'_> {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = self.status_code();
+        let headers = std::mem::take(&mut self.headers);
         let mut response = (status, axum::Json(self)).into_response();
+        response.headers_mut().extend(headers);
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
     }
@@ -140,5 +189,18 @@ mod tests {
         let error = Unavailable(refused);
         assert_eq!(ErrorChain(&error).to_string(), "menu-service is unavailable: connection refused");
         assert_eq!(ErrorChain(&error.0).to_string(), "connection refused");
+    }
+
+    #[test]
+    fn a_busy_problem_is_a_503_telling_the_client_when_to_retry() {
+        let refused = std::io::Error::other("lock timeout");
+        let response = Problem::busy("the menu database", &refused).into_response();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER), Some(&HeaderValue::from_static("1")));
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE),
+            Some(&HeaderValue::from_static("application/problem+json"))
+        );
     }
 }

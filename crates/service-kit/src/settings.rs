@@ -27,6 +27,20 @@ pub struct Settings {
     /// Connections in the pool.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
+    /// Connections in the second pool, the one event handlers use, so that
+    /// they cannot take every connection HTTP requests need.
+    #[arg(long, env = "DB_CONSUMER_MAX_CONNECTIONS", default_value_t = 5)]
+    pub db_consumer_max_connections: u32,
+    /// Longest a statement may run before PostgreSQL cancels it (`statement_timeout`), in milliseconds.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+    /// Longest a statement may wait for a lock (`lock_timeout`), in milliseconds.
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_lock_timeout_ms: u64,
+    /// Longest a transaction may sit idle before PostgreSQL ends its session
+    /// (`idle_in_transaction_session_timeout`), in milliseconds.
+    #[arg(long, env = "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub db_idle_in_transaction_timeout_ms: u64,
     /// Redis host.
     #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
     pub redis_host: String,
@@ -48,6 +62,10 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// How long, after a shutdown signal, requests in flight and background
+    /// tasks (relay, consumers) get in total to finish before they are aborted.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Settings {
@@ -64,6 +82,10 @@ impl Settings {
             db_name: database.to_owned(),
             db_schema: Some(schema.to_owned()),
             db_max_connections: 10,
+            db_consumer_max_connections: 5,
+            db_statement_timeout_ms: 5000,
+            db_lock_timeout_ms: 2000,
+            db_idle_in_transaction_timeout_ms: 10_000,
             redis_host: "127.0.0.1".to_owned(),
             redis_port: 6379,
             redis_password: String::new(),
@@ -71,10 +93,13 @@ impl Settings {
             server_port: Some(0),
             stream_prefix: stream_prefix.to_owned(),
             max_body_bytes: 64 * 1024,
+            shutdown_grace_seconds: 10,
         }
     }
 
-    /// Connection options for the service's schema: `search_path` is set to it.
+    /// Connection options for the service's schema: `search_path` is set to
+    /// it, and so are the statement, lock and idle-in-transaction timeouts,
+    /// so that no request waits on PostgreSQL without end.
     pub fn database(&self, default_schema: &str) -> PgConnectOptions {
         PgConnectOptions::new()
             .host(&self.db_host)
@@ -82,7 +107,17 @@ impl Settings {
             .username(&self.db_username)
             .password(&self.db_password)
             .database(&self.db_name)
-            .options([("search_path", self.schema(default_schema))])
+            .options([
+                ("search_path", self.schema(default_schema).to_owned()),
+                ("statement_timeout", self.db_statement_timeout_ms.to_string()),
+                ("lock_timeout", self.db_lock_timeout_ms.to_string()),
+                ("idle_in_transaction_session_timeout", self.db_idle_in_transaction_timeout_ms.to_string()),
+            ])
+    }
+
+    /// How long shutdown may take: [`Settings::shutdown_grace_seconds`].
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_seconds)
     }
 
     /// The schema the service owns.
@@ -99,5 +134,34 @@ impl Settings {
     /// Where the service's streams live.
     pub fn streams(&self) -> events::Streams {
         events::Streams::with_prefix(self.stream_prefix.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_timeouts_pool_size_and_shutdown_grace_default_to_the_documented_values() {
+        let command = Settings::augment_args(clap::Command::new("service"));
+        let default_of = |name: &str| {
+            command
+                .get_arguments()
+                .find(|argument| argument.get_id() == name)
+                .and_then(|argument| argument.get_default_values().first().cloned())
+                .map(|value| value.to_string_lossy().into_owned())
+        };
+        assert_eq!(default_of("db_statement_timeout_ms").as_deref(), Some("5000"));
+        assert_eq!(default_of("db_lock_timeout_ms").as_deref(), Some("2000"));
+        assert_eq!(default_of("db_idle_in_transaction_timeout_ms").as_deref(), Some("10000"));
+        assert_eq!(default_of("db_consumer_max_connections").as_deref(), Some("5"));
+        assert_eq!(default_of("shutdown_grace_seconds").as_deref(), Some("10"));
+
+        let ephemeral = Settings::ephemeral("platform_test", "t_schema", "");
+        assert_eq!(ephemeral.db_statement_timeout_ms, 5000);
+        assert_eq!(ephemeral.db_lock_timeout_ms, 2000);
+        assert_eq!(ephemeral.db_idle_in_transaction_timeout_ms, 10_000);
+        assert_eq!(ephemeral.db_consumer_max_connections, 5);
+        assert_eq!(ephemeral.shutdown_grace(), std::time::Duration::from_secs(10));
     }
 }

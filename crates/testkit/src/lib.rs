@@ -7,10 +7,13 @@
 //! prefix names no other test uses, and [`RedisServer`] starts a private, persistent
 //! `redis-server` for tests that need to kill and restart Redis. [`Api`]
 //! talks JSON to a service under test, and [`stream::entries`] reads a
-//! stream's events back.
+//! stream's events back. [`proxy::FaultProxy`] sits between a service and
+//! PostgreSQL or Redis and pauses, cuts or resets the connections on cue, for
+//! tests of how the service lives through network faults.
 
 pub mod api;
 pub mod bench;
+pub mod proxy;
 pub mod stream;
 
 pub use api::{Api, Running};
@@ -34,6 +37,36 @@ pub fn postgres_url() -> String {
 /// The shared Redis tests use (`TEST_REDIS_URL`, default the local one).
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The socket address of the PostgreSQL server tests use: what a
+/// [`proxy::FaultProxy`] in front of it forwards to.
+///
+/// # Errors
+/// The URL is malformed or its host does not resolve.
+pub async fn postgres_addr() -> anyhow::Result<std::net::SocketAddr> {
+    let options = PgConnectOptions::from_str(&postgres_url()).context("parsing TEST_DATABASE_URL")?;
+    resolve(options.get_host(), options.get_port()).await
+}
+
+/// The socket address of the shared Redis: what a [`proxy::FaultProxy`] in
+/// front of it forwards to.
+///
+/// # Errors
+/// The URL is not a TCP one or its host does not resolve.
+pub async fn redis_addr() -> anyhow::Result<std::net::SocketAddr> {
+    match redis_client()?.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port) => resolve(host, *port).await,
+        other => anyhow::bail!("the test Redis is not reached over plain TCP: {other:?}"),
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}:{port}"))?
+        .next()
+        .with_context(|| format!("{host}:{port} resolves to no address"))
 }
 
 /// A client of the shared Redis.

@@ -6,3 +6,4 @@ mod errors;
 mod helpers;
 mod menu_events;
 mod reservations;
+mod shutdown;
