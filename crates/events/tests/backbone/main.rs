@@ -7,3 +7,4 @@ mod failures;
 mod helpers;
 mod metrics;
 mod relay;
+mod retention;
