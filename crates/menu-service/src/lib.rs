@@ -1,7 +1,8 @@
 //! The menu service: menus and their items, published as `menu-events`.
 //!
 //! Every change commits with its event through the transactional outbox,
-//! and the service runs its own outbox relay.
+//! and the service runs its own outbox relay, and the retention that trims
+//! `menu-events` below what its consumer groups have acknowledged.
 
 pub mod domain;
 pub mod error;
@@ -28,6 +29,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     relay: events::OutboxRelay,
+    retention: events::retention::Retention,
 }
 
 impl Application {
@@ -36,8 +38,8 @@ impl Application {
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let Foundation { pool, redis, outbox, relay, listener } =
-            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
+        let Foundation { pool, redis, outbox, relay, retention, listener } =
+            Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let router = service_kit::http::finish(
             http::router(menus),
@@ -45,7 +47,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay })
+        Ok(Self { listener, router, relay, retention })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -56,13 +58,14 @@ impl Application {
         Ok(self.listener.local_addr()?.port())
     }
 
-    /// Serves requests and relays events until `cancel` fires, then finishes
-    /// requests and the relay batch in flight.
+    /// Serves requests, relays events and trims the stream until `cancel`
+    /// fires, then finishes requests and the relay batch in flight.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(cancel.clone()));
-        foundation::run("menu-service", self.listener, self.router, vec![relay], cancel).await
+        let retention = tokio::spawn(self.retention.run(cancel.clone()));
+        foundation::run("menu-service", self.listener, self.router, vec![relay, retention], cancel).await
     }
 }

@@ -2,10 +2,12 @@
 //! restaurant, published as `reservation-events`.
 //!
 //! Every change commits with its event through the transactional outbox, and
-//! the service runs its own outbox relay. It consumes `menu-events` as group
-//! `reservation-service` to keep its own view of the menus ([`menu_view`]),
-//! which it uses to accept pre-orders and to flag the upcoming reservations
-//! whose pre-ordered items can no longer be served.
+//! the service runs its own outbox relay, and the retention that trims
+//! `reservation-events` below what its consumer groups have acknowledged. It
+//! consumes `menu-events` as group `reservation-service` to keep its own view
+//! of the menus ([`menu_view`]), which it uses to accept pre-orders and to
+//! flag the upcoming reservations whose pre-ordered items can no longer be
+//! served.
 
 pub mod domain;
 pub mod error;
@@ -85,6 +87,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     relay: events::OutboxRelay,
+    retention: events::retention::Retention,
     consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
 }
 
@@ -95,8 +98,8 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
-        let Foundation { pool, redis, outbox, relay, listener } =
-            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
+        let Foundation { pool, redis, outbox, relay, retention, listener } =
+            Foundation::build::<events::ReservationEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
             Some(name) => name.clone(),
@@ -114,7 +117,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, consumer })
+        Ok(Self { listener, router, relay, retention, consumer })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -125,15 +128,17 @@ impl Application {
         Ok(self.listener.local_addr()?.port())
     }
 
-    /// Serves requests, relays events and consumes menu events until `cancel`
-    /// fires, then finishes what is in flight.
+    /// Serves requests, relays events, trims the stream and consumes menu
+    /// events until `cancel` fires, then finishes what is in flight.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(cancel.clone()));
+        let retention = tokio::spawn(self.retention.run(cancel.clone()));
         let consumer = tokio::spawn(self.consumer.run(cancel.clone()));
-        foundation::run("reservation-service", self.listener, self.router, vec![relay, consumer], cancel).await
+        foundation::run("reservation-service", self.listener, self.router, vec![relay, consumer, retention], cancel)
+            .await
     }
 }
 

@@ -1,5 +1,6 @@
 //! What every service stands on: its migrated schema, the Redis its events
-//! go through, its outbox and the relay of it, and the listener it serves on.
+//! go through, its outbox and the relay of it, the retention that trims the
+//! stream it publishes, and the listener it serves on.
 
 use crate::Settings;
 use anyhow::Context;
@@ -20,6 +21,9 @@ pub struct Foundation {
     pub outbox: events::Outbox,
     /// Publishes the service's outbox; run it with [`run`].
     pub relay: events::OutboxRelay,
+    /// Trims the stream the service publishes below what its consumer groups
+    /// acknowledged; run it beside the relay.
+    pub retention: events::retention::Retention,
     /// Bound to `SERVER_PORT` or the service's default port.
     pub listener: TcpListener,
 }
@@ -27,12 +31,13 @@ pub struct Foundation {
 impl Foundation {
     /// Connects to PostgreSQL (creating and migrating the service's schema,
     /// `DB_SCHEMA` or `default_schema`), opens the Redis client, prepares the
-    /// outbox and its relay, and binds the listener (`SERVER_PORT` or `default_port`).
+    /// outbox and its relay and the retention of the stream of `E`, the family
+    /// the service publishes, and binds the listener (`SERVER_PORT` or `default_port`).
     ///
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, a Redis setting is
     /// invalid, or the port is taken.
-    pub async fn build(
+    pub async fn build<E: events::Event>(
         settings: &Settings,
         default_schema: &str,
         default_port: u16,
@@ -51,15 +56,17 @@ impl Foundation {
             events::RelayConfig { stream_max_len: settings.stream_max_len, ..events::RelayConfig::default() };
         let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), relay_config);
         let outbox = events::Outbox::new(settings.streams(), relay.waker());
+        let retention =
+            events::retention::Retention::new(redis.clone(), vec![settings.streams().of::<E>()], settings.retention());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-        Ok(Self { pool, redis, outbox, relay, listener })
+        Ok(Self { pool, redis, outbox, relay, retention, listener })
     }
 }
 
 /// Serves `router` on `listener` as service `name` until `cancel` fires, then
 /// lets requests in flight finish, stops the background tasks (the relay,
-/// consumers: each given `cancel` too) and waits for them.
+/// retention, consumers: each given `cancel` too) and waits for them.
 ///
 /// # Errors
 /// The listener failed, or a background task panicked.
