@@ -29,6 +29,10 @@
 //!    [`inbox`]: its effects and the record "group G applied event E" commit in
 //!    one transaction, so a repeated delivery changes nothing. At least once
 //!    plus the inbox is effectively once.
+//! 5. **Trim.** Each service's [`retention::Retention`] trims its streams
+//!    below what every consumer group has acknowledged, keeping a minimum age
+//!    for replay, so a consuming service that is down loses nothing; only an
+//!    operator's hard cap can trim past a group, and it says so loudly.
 //!
 //! # Ordering
 //!
@@ -70,6 +74,7 @@ pub mod outbox;
 pub mod pool;
 mod redis_link;
 pub mod reservation;
+pub mod retention;
 pub mod schema;
 
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};

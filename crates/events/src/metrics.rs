@@ -1,8 +1,8 @@
 //! Prometheus metric names recorded by this crate, described once at start-up.
 //!
-//! Labels: `stream` on everything; `group` on consumer metrics; `outcome` on
-//! [`CONSUMED`] (`ok`, `unknown_type`, `other_group`); `reason` on [`RETRIED`]
-//! (`unavailable`, `rejected`).
+//! Labels: `stream` on everything; `group` on consumer and group metrics;
+//! `outcome` on [`CONSUMED`] (`ok`, `unknown_type`, `other_group`); `reason`
+//! on [`RETRIED`] (`unavailable`, `rejected`).
 
 /// Counter: events written to a stream by the relay.
 pub const PUBLISHED: &str = "events_published_total";
@@ -24,6 +24,12 @@ pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
 pub const PENDING: &str = "events_pending";
 /// Histogram: seconds from an event's `occurred_at` to its handler finishing.
 pub const HANDLE_LAG: &str = "events_handle_lag_seconds";
+/// Gauge: entries of a stream not yet handed to a consumer group, set by retention.
+pub const GROUP_LAG: &str = "events_group_lag";
+/// Counter: entries retention removed from a stream.
+pub const TRIMMED: &str = "events_trimmed_total";
+/// Counter: entries the hard cap removed that a group had not acknowledged: lost to it.
+pub const TRIMMED_UNACKNOWLEDGED: &str = "events_trimmed_unacknowledged_total";
 
 /// Registers descriptions for every metric above with the installed recorder.
 pub fn describe() {
@@ -38,4 +44,10 @@ pub fn describe() {
     describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest unpublished outbox row");
     describe_gauge!(PENDING, "Entries delivered to the group and not yet acknowledged");
     describe_histogram!(HANDLE_LAG, Unit::Seconds, "Time from an event occurring to its handler finishing");
+    describe_gauge!(GROUP_LAG, "Entries of the stream not yet delivered to the group");
+    describe_counter!(TRIMMED, "Entries retention trimmed from the stream");
+    describe_counter!(
+        TRIMMED_UNACKNOWLEDGED,
+        "Entries the hard cap trimmed before the group acknowledged them: lost to it"
+    );
 }

@@ -1,7 +1,8 @@
 //! The menu service: menus and their items, published as `menu-events`.
 //!
 //! Every change commits with its event through the transactional outbox,
-//! and the service runs its own outbox relay.
+//! and the service runs its own outbox relay, and the retention that trims
+//! `menu-events` below what its consumer groups have acknowledged.
 
 pub mod domain;
 pub mod error;
@@ -29,6 +30,7 @@ pub struct Application {
     router: axum::Router,
     relay: events::OutboxRelay,
     shutdown_grace: std::time::Duration,
+    retention: events::retention::Retention,
 }
 
 impl Application {
@@ -37,8 +39,8 @@ impl Application {
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let Foundation { pool, redis, outbox, relay, listener, .. } =
-            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
+        let Foundation { pool, redis, outbox, relay, retention, listener, .. } =
+            Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let router = service_kit::http::finish(
             http::router(menus),
@@ -46,7 +48,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, shutdown_grace: settings.shutdown_grace() })
+        Ok(Self { listener, router, relay, retention, shutdown_grace: settings.shutdown_grace() })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -57,13 +59,17 @@ impl Application {
         Ok(self.listener.local_addr()?.port())
     }
 
-    /// Serves requests and relays events until `cancel` fires, then finishes
-    /// requests and the relay batch in flight, for at most `SHUTDOWN_GRACE_SECONDS`.
+    /// Serves requests, relays events and trims the stream until `cancel`
+    /// fires, then finishes requests and the relay batch in flight, for at
+    /// most `SHUTDOWN_GRACE_SECONDS`.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let relay = Background::spawn("outbox relay", self.relay.run(cancel.clone()));
-        foundation::run("menu-service", self.listener, self.router, vec![relay], cancel, self.shutdown_grace).await
+        let background = vec![
+            Background::spawn("outbox relay", self.relay.run(cancel.clone())),
+            Background::spawn("stream retention", self.retention.run(cancel.clone())),
+        ];
+        foundation::run("menu-service", self.listener, self.router, background, cancel, self.shutdown_grace).await
     }
 }

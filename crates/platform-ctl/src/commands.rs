@@ -2,10 +2,11 @@
 
 use events::dead_letter::{self, DeadLetter};
 use events::encoding::dead_letter_stream;
+use events::retention::{self, HeldBack};
 use events::{EncodedEvent, Streams};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamId, StreamInfoGroupsReply, StreamReadReply};
+use redis::streams::{StreamId, StreamReadReply};
 use std::io::Write;
 use std::time::Duration;
 
@@ -110,7 +111,8 @@ fn last_generated_id(info: &Value) -> Option<String> {
 }
 
 /// Prints, per stream, its length and dead letters, then each consumer group's
-/// consumers, pending entries, lag and last delivered id.
+/// consumers, pending entries, lag, oldest pending and last delivered ids, and
+/// which group holds trimming back (retention keeps every entry from there on).
 ///
 /// # Errors
 /// Redis failed or the output is closed.
@@ -120,21 +122,43 @@ pub async fn groups(client: &redis::Client, streams: &[String], out: &mut impl W
         let length: usize = redis::cmd("XLEN").arg(stream).query_async(&mut connection).await?;
         let dead: usize = redis::cmd("XLEN").arg(dead_letter_stream(stream)).query_async(&mut connection).await?;
         writeln!(out, "{stream}: {length} entries, {dead} dead letters")?;
-        let groups: Result<StreamInfoGroupsReply, _> =
-            redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(&mut connection).await;
-        let groups = groups.map(|reply| reply.groups).unwrap_or_default();
+        let groups = retention::groups(&mut connection, stream).await?;
         if groups.is_empty() {
-            writeln!(out, "  no consumer groups")?;
+            writeln!(out, "  no consumer groups: trimmed by age alone")?;
         }
-        for group in groups {
+        for group in &groups {
             let lag = group.lag.map_or_else(|| "unknown".to_owned(), |lag| lag.to_string());
+            let oldest = group.oldest_pending.map_or_else(|| "-".to_owned(), |id| id.to_string());
             writeln!(
                 out,
-                "  group {}: {} consumers, {} pending, lag {}, last delivered {}",
-                group.name, group.consumers, group.pending, lag, group.last_delivered_id
+                "  group {}: {} consumers, {} pending, lag {lag}, oldest pending {oldest}, last delivered {}",
+                group.name, group.consumers, group.pending, group.last_delivered
             )?;
         }
+        if let Some(group) = retention::holding_back(&groups) {
+            let held = HeldBack::Group { name: group.name.clone(), at: group.needs_from(), pending: group.pending };
+            writeln!(out, "  {held}")?;
+        }
     }
+    Ok(())
+}
+
+/// Destroys consumer group `group` of `stream` and says so.
+///
+/// # Errors
+/// Redis failed, `stream` does not exist, it has no such group, or the output is closed.
+pub async fn delete_group(
+    client: &redis::Client,
+    stream: &str,
+    group: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut connection = connect(client, false).await?;
+    anyhow::ensure!(
+        retention::delete_group(&mut connection, stream, group).await?,
+        "{stream} has no consumer group {group}"
+    );
+    writeln!(out, "deleted consumer group {group} of {stream}: it no longer holds trimming back")?;
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! ```text
 //! platform-ctl tail                       # follow menu-events and reservation-events
 //! platform-ctl tail menu-events --from-start --count 10
-//! platform-ctl groups                     # length, groups, consumers, pending, lag, dead letters
+//! platform-ctl groups                     # length, groups, pending, lag, what holds trimming back
+//! platform-ctl delete-group menu-events old-service   # retire a group that is gone for good
 //! platform-ctl dead-letters menu-events   # what reservation-service gave up on, and why
 //! platform-ctl redrive menu-events        # put them back on menu-events, each for its group
 //! platform-ctl redrive menu-events --group reservation-service
@@ -49,10 +50,19 @@ enum Command {
         #[arg(long)]
         count: Option<usize>,
     },
-    /// Shows each stream's length, dead letters, and every consumer group's consumers, pending entries and lag.
+    /// Shows each stream's length, dead letters, every consumer group's consumers, pending entries, lag,
+    /// oldest pending and last delivered ids, and the group that holds trimming back.
     Groups {
         /// Streams to show, without prefix; every event stream if none.
         streams: Vec<String>,
+    },
+    /// Deletes a retired consumer group, so that it no longer holds trimming back. Its pending entries
+    /// are forgotten; a consumer of it still running would create it again and replay the stream.
+    DeleteGroup {
+        /// The stream, such as menu-events.
+        stream: String,
+        /// The group, such as a service that is gone for good.
+        group: String,
     },
     /// Lists the dead letters of a stream, oldest first, with their errors.
     DeadLetters {
@@ -89,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Groups { streams: names } => {
             commands::groups(&client, &commands::stream_names(&streams, &names), &mut out).await
+        }
+        Command::DeleteGroup { stream, group } => {
+            commands::delete_group(&client, &streams.named(&stream), &group, &mut out).await
         }
         Command::DeadLetters { stream, count } => {
             commands::dead_letters(&client, &streams.named(&stream), count, &mut out).await

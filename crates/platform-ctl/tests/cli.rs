@@ -111,3 +111,61 @@ async fn tail_follows_new_entries_and_shows_what_is_not_an_event() -> TestResult
     assert!(printed.contains("type=Garbage"), "{printed}");
     Ok(())
 }
+
+#[tokio::test]
+async fn groups_shows_what_holds_trimming_back_and_delete_group_retires_a_group() -> TestResult {
+    let prefix = testkit::unique("ctl-");
+    let stream = format!("{prefix}menu-events");
+    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("reservation-service")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async::<()>(&mut connection)
+        .await?;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            redis::cmd("XADD").arg(&stream).arg("*").arg("n").arg(n).query_async::<String>(&mut connection).await?,
+        );
+    }
+    // Two handed to the group, the first of them acknowledged: the second is pending.
+    redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("reservation-service")
+        .arg("instance-1")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async::<redis::Value>(&mut connection)
+        .await?;
+    redis::cmd("XACK").arg(&stream).arg("reservation-service").arg(&ids[0]).query_async::<()>(&mut connection).await?;
+
+    let groups = ctl(&prefix, &["groups", "menu-events"])?;
+    assert!(groups.contains(&format!("{stream}: 3 entries, 0 dead letters")), "{groups}");
+    let expected = format!(
+        "group reservation-service: 1 consumers, 1 pending, lag 1, oldest pending {}, last delivered {}",
+        ids[1], ids[1]
+    );
+    assert!(groups.contains(&expected), "{groups}");
+    let held = format!("trimming held back by group reservation-service at {} (1 pending)", ids[1]);
+    assert!(groups.contains(&held), "{groups}");
+
+    let deleted = ctl(&prefix, &["delete-group", "menu-events", "reservation-service"])?;
+    assert_eq!(
+        deleted.trim(),
+        format!("deleted consumer group reservation-service of {stream}: it no longer holds trimming back")
+    );
+    let groups = ctl(&prefix, &["groups", "menu-events"])?;
+    assert!(groups.contains("no consumer groups: trimmed by age alone"), "{groups}");
+    assert!(!groups.contains("held back"), "{groups}");
+
+    let again = ctl(&prefix, &["delete-group", "menu-events", "reservation-service"]);
+    let refused = again.err().map(|error| error.to_string()).unwrap_or_default();
+    assert!(refused.contains(&format!("{stream} has no consumer group reservation-service")), "{refused}");
+    Ok(())
+}

@@ -2,10 +2,12 @@
 //! restaurant, published as `reservation-events`.
 //!
 //! Every change commits with its event through the transactional outbox, and
-//! the service runs its own outbox relay. It consumes `menu-events` as group
-//! `reservation-service` to keep its own view of the menus ([`menu_view`]),
-//! which it uses to accept pre-orders and to flag the upcoming reservations
-//! whose pre-ordered items can no longer be served.
+//! the service runs its own outbox relay, and the retention that trims
+//! `reservation-events` below what its consumer groups have acknowledged. It
+//! consumes `menu-events` as group `reservation-service` to keep its own view
+//! of the menus ([`menu_view`]), which it uses to accept pre-orders and to
+//! flag the upcoming reservations whose pre-ordered items can no longer be
+//! served.
 
 pub mod domain;
 pub mod error;
@@ -85,6 +87,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     relay: events::OutboxRelay,
+    retention: events::retention::Retention,
     consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
     shutdown_grace: std::time::Duration,
 }
@@ -96,8 +99,8 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
-        let Foundation { pool, consumer_pool, redis, outbox, relay, listener } =
-            Foundation::build(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
+        let Foundation { pool, consumer_pool, redis, outbox, relay, retention, listener } =
+            Foundation::build::<events::ReservationEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
             Some(name) => name.clone(),
@@ -115,7 +118,7 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, consumer, shutdown_grace: settings.shutdown_grace() })
+        Ok(Self { listener, router, relay, retention, consumer, shutdown_grace: settings.shutdown_grace() })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -126,14 +129,16 @@ impl Application {
         Ok(self.listener.local_addr()?.port())
     }
 
-    /// Serves requests, relays events and consumes menu events until `cancel`
-    /// fires, then finishes what is in flight, for at most `SHUTDOWN_GRACE_SECONDS`.
+    /// Serves requests, relays events, trims the stream and consumes menu
+    /// events until `cancel` fires, then finishes what is in flight, for at
+    /// most `SHUTDOWN_GRACE_SECONDS`.
     ///
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let background = vec![
             Background::spawn("outbox relay", self.relay.run(cancel.clone())),
+            Background::spawn("stream retention", self.retention.run(cancel.clone())),
             Background::spawn("menu-events consumer", self.consumer.run(cancel.clone())),
         ];
         foundation::run("reservation-service", self.listener, self.router, background, cancel, self.shutdown_grace)

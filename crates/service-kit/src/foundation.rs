@@ -1,5 +1,6 @@
 //! What every service stands on: its migrated schema, the Redis its events
-//! go through, its outbox and the relay of it, and the listener it serves on.
+//! go through, its outbox and the relay of it, the retention that trims the
+//! stream it publishes, and the listener it serves on.
 
 use crate::Settings;
 use anyhow::Context;
@@ -26,19 +27,24 @@ pub struct Foundation {
     pub outbox: events::Outbox,
     /// Publishes the service's outbox; run it with [`run`].
     pub relay: events::OutboxRelay,
+    /// Trims the stream the service publishes below what its consumer groups
+    /// acknowledged; run it beside the relay.
+    pub retention: events::retention::Retention,
     /// Bound to `SERVER_PORT` or the service's default port.
     pub listener: TcpListener,
 }
 
 impl Foundation {
     /// Connects to PostgreSQL (creating and migrating the service's schema,
-    /// `DB_SCHEMA` or `default_schema`, and opening both pools on it), opens the Redis client, prepares the
-    /// outbox and its relay, and binds the listener (`SERVER_PORT` or `default_port`).
+    /// `DB_SCHEMA` or `default_schema`, and opening both pools on it), opens
+    /// the Redis client, prepares the outbox and its relay and the retention
+    /// of the stream of `E`, the family the service publishes, and binds the
+    /// listener (`SERVER_PORT` or `default_port`).
     ///
     /// # Errors
     /// PostgreSQL is unreachable, a migration fails, a Redis setting is
     /// invalid, or the port is taken.
-    pub async fn build(
+    pub async fn build<E: events::Event>(
         settings: &Settings,
         default_schema: &str,
         default_port: u16,
@@ -59,9 +65,11 @@ impl Foundation {
         let redis = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
         let relay = events::OutboxRelay::new(pool.clone(), redis.clone(), events::RelayConfig::default());
         let outbox = events::Outbox::new(settings.streams(), relay.waker());
+        let retention =
+            events::retention::Retention::new(redis.clone(), vec![settings.streams().of::<E>()], settings.retention());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-        Ok(Self { pool, consumer_pool, redis, outbox, relay, listener })
+        Ok(Self { pool, consumer_pool, redis, outbox, relay, retention, listener })
     }
 }
 
@@ -83,7 +91,7 @@ impl Background {
 
 /// Serves `router` on `listener` as service `name` until `cancel` fires, then
 /// lets requests in flight finish and stops the `background` tasks (the
-/// relay, consumers: each given `cancel` too).
+/// relay, retention, consumers: each given `cancel` too).
 ///
 /// Shutdown is bounded: from the moment `cancel` fires (or serving ends on its
 /// own), requests in flight and background tasks get `grace` in total. What

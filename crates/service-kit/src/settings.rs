@@ -2,6 +2,7 @@
 
 use clap::Args;
 use sqlx::postgres::PgConnectOptions;
+use std::time::Duration;
 
 /// Settings every service reads. Flatten into a service's own `clap::Parser`.
 #[derive(Debug, Clone, Args)]
@@ -59,6 +60,20 @@ pub struct Settings {
     /// Put in front of every stream name (tests, shared Redis instances).
     #[arg(long, env = "STREAM_PREFIX", default_value = "")]
     pub stream_prefix: String,
+    /// Seconds of history each stream keeps for replay, even when every
+    /// consumer group has acknowledged it.
+    #[arg(long, env = "STREAM_MIN_AGE_SECONDS", default_value_t = 86_400)]
+    pub stream_min_age_seconds: u64,
+    /// How often, in seconds, the service trims the streams it publishes.
+    #[arg(long, env = "STREAM_TRIM_INTERVAL_SECONDS", default_value_t = 10)]
+    pub stream_trim_interval_seconds: u64,
+    /// A consumer group further behind than this many entries is logged as a warning.
+    #[arg(long, env = "STREAM_LAG_WARNING", default_value_t = 10_000)]
+    pub stream_lag_warning: u64,
+    /// Emergency cap on each stream's length, trimming even entries a group
+    /// has not acknowledged (loudly). Unset: no cap, nothing unconsumed is trimmed.
+    #[arg(long, env = "STREAM_HARD_CAP")]
+    pub stream_hard_cap: Option<u64>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -92,6 +107,10 @@ impl Settings {
             redis_db: 0,
             server_port: Some(0),
             stream_prefix: stream_prefix.to_owned(),
+            stream_min_age_seconds: 86_400,
+            stream_trim_interval_seconds: 10,
+            stream_lag_warning: 10_000,
+            stream_hard_cap: None,
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 10,
         }
@@ -129,6 +148,16 @@ impl Settings {
     pub fn redis_url(&self) -> String {
         let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
         format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
+    }
+
+    /// How the service trims the streams it publishes.
+    pub fn retention(&self) -> events::retention::RetentionConfig {
+        events::retention::RetentionConfig {
+            min_age: Duration::from_secs(self.stream_min_age_seconds),
+            interval: Duration::from_secs(self.stream_trim_interval_seconds),
+            lag_warning: self.stream_lag_warning,
+            hard_cap: self.stream_hard_cap,
+        }
     }
 
     /// Where the service's streams live.

@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod metrics;
 mod relay;
+mod retention;

@@ -60,23 +60,23 @@ impl metrics::Recorder for Values {
 }
 
 /// The metrics recorded on this thread from now on.
-struct Recorded {
+pub struct Recorded {
     values: &'static Values,
     _installed: metrics::LocalRecorderGuard<'static>,
 }
 
 impl Recorded {
-    fn on_this_thread() -> Self {
+    pub fn on_this_thread() -> Self {
         // The guard wants a recorder that outlives it; one small leak per test.
         let values: &'static Values = Box::leak(Box::default());
         Self { values, _installed: metrics::set_default_local_recorder(values) }
     }
 
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         Values::find(&self.values.counters, name, labels).unwrap_or(0)
     }
 
-    fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         Values::find(&self.values.gauges, name, labels).map(f64::from_bits)
     }
 }
