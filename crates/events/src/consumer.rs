@@ -11,9 +11,9 @@
 //! the next read answers `NOGROUP` and the group is created again.
 //!
 //! The consumer reads new entries with `XREADGROUP … BLOCK` on a connection of
-//! its own that has no response timeout (a multiplexed connection's default
-//! 500 ms timeout would cut every blocking read short, and a blocked read holds
-//! up any other command on its connection). Acknowledgements, dead letters and
+//! its own whose response deadline is longer than the block (a multiplexed
+//! connection's default 500 ms timeout would cut every blocking read short,
+//! and a blocked read holds up any other command on its connection). Acknowledgements, dead letters and
 //! claims go through a second connection.
 //!
 //! Reading and handling run side by side. Each entry goes to a lane chosen by
@@ -24,26 +24,46 @@
 //! so that an entry seldom waits behind another aggregate's. At most
 //! `batch_size` entries wait in the lanes at a time.
 //!
-//! An entry is acknowledged (`XACK`) only after its handler succeeded. A
-//! failed attempt is retried with backoff; after `max_deliveries` attempts
-//! the entry is copied, with its last error, to the dead-letter stream and
-//! acknowledged, in one `MULTI`. An entry whose `type` the consumer does not
-//! know (a newer producer) is acknowledged and counted; an entry that cannot
-//! be decoded is dead-lettered at once.
+//! An entry is acknowledged (`XACK`) only after its handler succeeded. How a
+//! failure is retried depends on what the handler says ([`HandlerError`]):
 //!
-//! An entry delivered to an instance that died stays **pending** in the group.
-//! Every `claim_interval` each consumer runs `XAUTOCLAIM` for entries idle
-//! longer than `claim_idle` and handles them as its own; delivery counts carry
-//! over, so an entry that kills every instance that touches it still reaches
-//! the dead-letter stream. Entries trimmed from the stream while pending
-//! (`MAXLEN`) come back as deleted ids and are acknowledged, never looped on.
+//! * **Unavailable** (PostgreSQL or Redis unreachable, a pool or statement
+//!   timeout, a lost serialization race): retried without limit with capped
+//!   backoff (`outage_retry`), never counted towards `max_deliveries`. While
+//!   any entry waits out such an outage the consumer reads nothing new and
+//!   claims nothing, instead of churning through the stream.
+//! * **Rejected**: retried with backoff (`retry`); after `max_deliveries`
+//!   deliveries the entry is copied, with its last error, to the dead-letter
+//!   stream and acknowledged, atomically (see [`crate::dead_letter`]).
 //!
-//! Delivery is at least once: a crash after the handler and before `XACK`
-//! redelivers. Handlers with PostgreSQL effects use [`crate::inbox`] to make
-//! that harmless. When Redis goes away the consumer reconnects with backoff,
-//! logging at most one warning per ten seconds. Cancelling the token stops
-//! reading; the entries already read are finished (retries stop), then `run`
-//! returns.
+//! An entry whose `type` the consumer does not know (a newer producer) is
+//! acknowledged and counted; an entry that cannot be decoded is
+//! dead-lettered at once; an entry re-driven for another group is
+//! acknowledged unhandled.
+//!
+//! When a consumer (re)opens its session, it first reads its **own** pending
+//! entries (`XREADGROUP … 0`): what it had in hand when it stopped, crashed or
+//! lost Redis. They are queued before anything new, so each aggregate's
+//! events are handled in stream order across restarts. Only then does it read
+//! new entries (`>`).
+//!
+//! An entry delivered to an instance that died for good stays **pending** in
+//! the group. Every `claim_interval` each consumer runs `XAUTOCLAIM` for
+//! entries idle longer than `claim_idle` and handles them as its own; delivery
+//! counts carry over, so an entry that kills every instance that touches it
+//! still reaches the dead-letter stream. A pending entry that was deleted
+//! from the stream (only an operator's hard cap or a manual trim does that:
+//! [`crate::retention`] never trims past a group) is reported loudly as lost
+//! and counted, never looped on.
+//!
+//! The blocking read has a response deadline of its `BLOCK` time plus a
+//! margin, and both connections use TCP keepalive, so a Redis that stops
+//! answering is noticed. Delivery is at least once: a crash after the handler
+//! and before `XACK` redelivers. Handlers with PostgreSQL effects use
+//! [`crate::inbox`] to make that harmless. When Redis goes away the consumer
+//! reconnects with backoff, logging at most one warning per ten seconds.
+//! Cancelling the token stops reading; the entries already read are finished
+//! (retries stop), then `run` returns.
 
 use crate::backoff::{Backoff, LogLimiter, Outage};
 use crate::dead_letter;

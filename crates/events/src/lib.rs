@@ -14,16 +14,16 @@
 //!    the other way round.
 //! 2. **Relay.** The service's [`outbox::OutboxRelay`], woken by the commit
 //!    (polling as a fallback), reads committed rows in order and `XADD`s them to
-//!    the family's stream (`menu-events`, …), capped with `MAXLEN ~`, deleting
-//!    them in the same transaction. If Redis is down the rows wait; if the relay
-//!    dies between `XADD` and its commit, the rows are sent again. Delivery is
-//!    **at least once**.
+//!    the family's stream (`menu-events`, …), deleting them in the same
+//!    transaction. If Redis is down or refuses writes the rows wait; if the
+//!    relay dies between `XADD` and its commit, the rows are sent again.
+//!    Delivery is **at least once**.
 //! 3. **Consume.** Every consuming service is a consumer group on the stream
 //!    and each of its instances a consumer ([`consumer`]). An entry is
 //!    acknowledged after its handler succeeds; failures are retried with
 //!    backoff, entries stuck with a dead instance are claimed by a live one, and
-//!    an entry that keeps failing goes to the dead-letter stream ([`dead_letter`])
-//!    with its error. Types the consumer does not know are acknowledged and
+//!    an entry the handler keeps refusing goes to the dead-letter stream
+//!    ([`dead_letter`]) with its error. Types the consumer does not know are acknowledged and
 //!    counted, so old consumers tolerate new producers.
 //! 4. **Apply once.** A handler that writes to PostgreSQL runs through the
 //!    [`inbox`]: its effects and the record "group G applied event E" commit in
@@ -39,10 +39,21 @@
 //! Events of one aggregate are appended in version order and published in the
 //! order they were appended; a consumer handles one aggregate's events one at a
 //! time, in stream order. Events of different aggregates may be handled
-//! concurrently. Across several instances of a consuming service, ordering per
-//! aggregate holds only while an aggregate's events are not in the hands of
-//! two instances at once; handlers compare `version` with what they have seen
-//! and ignore anything older.
+//! concurrently. A restarted consumer first finishes the entries it had in
+//! hand (its own pending entries) before it reads new ones, so the order holds
+//! across restarts. Across several instances of a consuming service, ordering
+//! per aggregate holds only while an aggregate's events are not in the hands
+//! of two instances at once; handlers compare `version` with what they have
+//! seen and ignore anything older.
+//!
+//! # Faults
+//!
+//! An outage is not poison. A handler says whether it failed because
+//! something it needs is unavailable or because it refuses the event
+//! ([`HandlerError`], classified by [`fault`]); only refusals count towards
+//! the dead-letter cap, and while handlers wait out an outage the consumer
+//! reads nothing new. Nothing is lost or dead-lettered by an outage of
+//! PostgreSQL or Redis of any length.
 //!
 //! # Durability
 //!

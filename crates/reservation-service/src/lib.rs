@@ -89,8 +89,13 @@ pub struct Application {
     relay: events::OutboxRelay,
     retention: events::retention::Retention,
     consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
+    inbox: Inbox,
+    inbox_retention: std::time::Duration,
     shutdown_grace: std::time::Duration,
 }
+
+/// How often the inbox forgets records older than its retention.
+const INBOX_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Application {
     /// Connects to PostgreSQL (migrating the schema) and Redis, and binds the listener.
@@ -106,10 +111,11 @@ impl Application {
             Some(name) => name.clone(),
             None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
         };
+        let inbox = Inbox::new(consumer_pool, CONSUMER_GROUP);
         let consumer = Consumer::new(
             redis.clone(),
             ConsumerConfig::new(streams.of::<MenuEvent>(), CONSUMER_GROUP, consumer_name),
-            Inboxed::new(Inbox::new(consumer_pool, CONSUMER_GROUP), menu_view::MenuProjection),
+            Inboxed::new(inbox.clone(), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let router = service_kit::http::finish(
@@ -118,7 +124,16 @@ impl Application {
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, retention, consumer, shutdown_grace: settings.shutdown_grace() })
+        Ok(Self {
+            listener,
+            router,
+            relay,
+            retention,
+            consumer,
+            inbox,
+            inbox_retention: settings.inbox_retention(),
+            shutdown_grace: settings.shutdown_grace(),
+        })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -140,6 +155,10 @@ impl Application {
             Background::spawn("outbox relay", self.relay.run(cancel.clone())),
             Background::spawn("stream retention", self.retention.run(cancel.clone())),
             Background::spawn("menu-events consumer", self.consumer.run(cancel.clone())),
+            Background::spawn(
+                "inbox pruning",
+                self.inbox.run_pruning(self.inbox_retention, INBOX_PRUNE_INTERVAL, cancel.clone()),
+            ),
         ];
         foundation::run("reservation-service", self.listener, self.router, background, cancel, self.shutdown_grace)
             .await

@@ -50,7 +50,10 @@ impl Reservations {
     #[tracing::instrument(skip_all)]
     pub async fn book(&self, booking: Booking, correlation_id: &str) -> Result<Reservation, Error> {
         let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
-        let mut tx = self.pool.begin().await?;
+        // The seat count must see every booking committed by whoever held the
+        // seat locks before this one: each statement needs a snapshot of its
+        // own, so the level is set here, not inherited from the server.
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         let items: Vec<_> = reservation.pre_order.iter().map(|line| line.menu_item_id).collect();
         let mut refused = menu_view::unorderable(&mut tx, &items).await?;
         let first_refused =

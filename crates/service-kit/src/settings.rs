@@ -81,6 +81,10 @@ pub struct Settings {
     /// tasks (relay, consumers) get in total to finish before they are aborted.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// How long, in hours, a consuming service remembers which events it
+    /// applied: a redelivery within this window is recognised and skipped.
+    #[arg(long, env = "INBOX_RETENTION_HOURS", default_value_t = 168)]
+    pub inbox_retention_hours: u64,
 }
 
 impl Settings {
@@ -113,6 +117,7 @@ impl Settings {
             stream_hard_cap: None,
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 10,
+            inbox_retention_hours: 168,
         }
     }
 
@@ -137,6 +142,11 @@ impl Settings {
     /// How long shutdown may take: [`Settings::shutdown_grace_seconds`].
     pub fn shutdown_grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// How long the inbox keeps its records: [`Settings::inbox_retention_hours`].
+    pub fn inbox_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.inbox_retention_hours.saturating_mul(3600))
     }
 
     /// The schema the service owns.

@@ -36,15 +36,23 @@
 //! * **Dead rows.** The relay scans from a horizon below which no row can
 //!   appear any more, instead of stepping over every deleted row that vacuum
 //!   has not removed yet (see `claim` for why the horizon is safe).
-//! * **Redis down.** Rows stay unpublished and the relay retries with backoff;
-//!   when Redis returns it catches up in batches.
+//! * **Redis down or refusing.** Rows stay unpublished and the relay retries
+//!   with backoff; when Redis accepts writes again it catches up in batches.
+//! * **Never wedged.** Any failure on either side of a transaction (an error
+//!   reply such as `WRONGTYPE`, `OOM` or `READONLY`, a timeout, a dropped
+//!   connection, a PostgreSQL error) ends both sides, rolls the transaction
+//!   back and closes its database connection, so the publishing lock is free
+//!   at once; every transaction also has a deadline
+//!   ([`RelayConfig::transaction_deadline`]), and shutdown abandons the one
+//!   under way. The horizon is forgotten whenever it may be stale.
 //! * **At least once.** A crash between `XADD` and the commit that deletes the
 //!   rows leaves them in the outbox, and they are sent again: consumers
 //!   deduplicate by event id (see [`crate::inbox`]).
 //! * **Retention.** A published row leaves the outbox at once (marking rows
 //!   and pruning them later costs ten times more per row: an `UPDATE` of 500
 //!   rows took 6–8 ms here, a `DELETE` 0.7 ms). What was published is on the
-//!   stream, capped with `XADD … MAXLEN ~ stream_max_len`.
+//!   stream, which [`crate::retention`] trims only below what every consumer
+//!   group has acknowledged.
 
 mod claim;
 mod relay;

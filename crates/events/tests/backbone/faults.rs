@@ -186,6 +186,8 @@ async fn a_consumer_whose_handlers_cannot_reach_their_database_reads_nothing_new
     harness.append(&[menu_created("First")]).await?;
     harness.relay().publish_batch(&mut harness.connection().await?).await?;
     eventually(WITHIN, "the first event tried", || async { Ok(handler.attempts.load(Ordering::SeqCst) >= 2) }).await?;
+    // Longer than a blocking read: the read under way when the outage began has ended.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let later: Vec<_> = (0..20).map(|_| menu_created("Later")).collect();
     harness.append(&later).await?;
@@ -245,5 +247,66 @@ async fn a_restarted_consumer_finishes_its_own_pending_entries_before_newer_ones
     consumer.stop().await?;
     let versions: Vec<i64> = second_run.handled().iter().map(|seen| seen.version).collect();
     assert_eq!(versions, vec![1, 2, 3]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_inbox_forgets_only_its_own_records_older_than_the_window() -> TestResult {
+    let harness = Harness::new().await?;
+    for (group, age_hours) in [("mine", 200), ("mine", 1), ("theirs", 200)] {
+        sqlx::query(
+            "INSERT INTO processed_events (consumer_group, event_id, processed_at)
+             VALUES ($1, $2, now() - make_interval(hours => $3))",
+        )
+        .bind(group)
+        .bind(uuid::Uuid::now_v7())
+        .bind(age_hours)
+        .execute(harness.pool())
+        .await?;
+    }
+    let inbox = events::Inbox::new(harness.pool().clone(), "mine");
+    assert_eq!(inbox.prune(Duration::from_secs(168 * 3600)).await?, 1);
+    let left: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT consumer_group, extract(hour FROM now() - processed_at)::int4 + extract(day FROM now() - processed_at)::int4 * 24
+         FROM processed_events ORDER BY consumer_group, processed_at",
+    )
+    .fetch_all(harness.pool())
+    .await?;
+    assert_eq!(left, vec![("mine".to_owned(), 1), ("theirs".to_owned(), 200)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_unreachable_while_entries_wait_dead_letters_nothing_and_every_event_is_applied_once_it_returns()
+-> TestResult {
+    let harness = Harness::new().await?;
+    let proxy = testkit::proxy::FaultProxy::start(testkit::postgres_addr().await?).await?;
+    let through_proxy = events::pool::options()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(harness.db.options.clone().host("127.0.0.1").port(proxy.port()))
+        .await?;
+    let handler = events::Inboxed::new(events::Inbox::new(through_proxy, "read-model"), RecordApplied);
+    let mut config = harness.consumer_config::<MenuEvent>("read-model", "c");
+    config.max_deliveries = 2;
+    config.outage_retry.initial = Duration::from_millis(10);
+    config.outage_retry.max = Duration::from_millis(100);
+    let dead_letters = config.dead_letter_stream.clone();
+    let consumer = harness.spawn_consumer::<MenuEvent, _>(config, handler);
+
+    proxy.cut();
+    let events: Vec<_> = (0..50).map(|_| menu_created("During the outage")).collect();
+    harness.append(&events).await?;
+    harness.relay().publish_batch(&mut harness.connection().await?).await?;
+    // Many times the delivery cap's worth of failed attempts.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(harness.applied().await?, (0, 0));
+    assert_eq!(harness.stream_len(&dead_letters).await?, 0, "an outage dead-lettered events");
+
+    proxy.restore();
+    eventually(WITHIN, "every event applied once", || async { Ok(harness.applied().await? == (50, 50)) }).await?;
+    consumer.stop().await?;
+    assert_eq!(harness.stream_len(&dead_letters).await?, 0);
+    assert_eq!(harness.pending(&harness.stream::<MenuEvent>(), "read-model").await?, 0);
     Ok(())
 }
