@@ -411,6 +411,16 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
         applied: Arc::clone(&applied),
         latency: Arc::clone(&latency),
     };
+    // Trimming runs beside the consumer every second, as in a service (whose
+    // default is every ten). It keeps the last minute, so that the entries
+    // the publish latency is read from afterwards are still there.
+    let trimming = events::retention::RetentionConfig {
+        min_age: Duration::from_secs(60),
+        interval: Duration::from_secs(1),
+        ..events::retention::RetentionConfig::default()
+    };
+    let retention = events::retention::Retention::new(redis.clone(), vec![streams.of::<MenuEvent>()], trimming);
+    let retention = tokio::spawn(retention.run(cancel.clone()));
     let consumer = tokio::spawn(Consumer::new(redis, config, handler).run(cancel.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -463,6 +473,7 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     cancel.cancel();
     relay.await?;
     consumer.await?;
+    retention.await?;
     if rate_limited {
         let publish = publish_latency(&streams.of::<MenuEvent>())?;
         println!(
