@@ -7,6 +7,7 @@ use events::outbox::AppendError;
 use service_kit::Problem;
 use service_kit::database::StoreError;
 use service_kit::extract::StaleVersion;
+use service_kit::idempotency::IdempotencyError;
 use service_kit::values::FieldError;
 
 /// Everything a menu request can fail with.
@@ -28,6 +29,10 @@ pub enum Error {
     /// when the database is unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `Idempotency-Key` is in use (HTTP 409) or was used for another
+    /// request (HTTP 422), or reading it failed.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
 }
 
 impl From<sqlx::Error> for Error {
@@ -54,6 +59,7 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
             Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::Store(error) => error.problem("the menu database"),
+            Self::Idempotency(error) => error.problem("the menu database"),
         };
         problem.into_response()
     }

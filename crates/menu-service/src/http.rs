@@ -9,7 +9,7 @@ use crate::service::Menus;
 use crate::store;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use events::{MenuId, MenuItemId};
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::Problem;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
+use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
 use service_kit::values::{Page, parse, parse_optional};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -125,12 +126,9 @@ impl From<&MenuItem> for ItemBody {
 }
 
 /// The menu with its version as `ETag`.
-fn menu_response(status: StatusCode, menu: &Menu) -> Response {
-    let mut response = (status, Json(MenuBody::from(menu))).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", menu.version)) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+/// The reply that shows `menu` with `status` and its `ETag`.
+fn menu_reply(status: StatusCode) -> impl FnOnce(&Menu) -> Result<Reply, serde_json::Error> {
+    move |menu| Ok(Reply::json(status, &MenuBody::from(menu))?.with_etag(menu.version))
 }
 
 /// An item as a client writes it: new items are available.
@@ -207,8 +205,8 @@ struct CreateMenu {
 async fn create(
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
-    Json(body): Json<CreateMenu>,
-) -> Result<Response, Error> {
+    IdempotentJson { key, body }: IdempotentJson<CreateMenu>,
+) -> Result<Reply, Error> {
     let name: MenuName = parse("name", body.name)?;
     let description: Option<Description> = parse_optional("description", body.description)?;
     let items = body
@@ -217,12 +215,11 @@ async fn create(
         .enumerate()
         .map(|(index, item)| item.parse(&format!("items[{index}].")))
         .collect::<Result<Vec<_>, _>>()?;
-    let menu = menus.create(name, description, items, &request_id).await?;
-    let mut response = menu_response(StatusCode::CREATED, &menu);
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/menus/{}", menu.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    menus
+        .create(name, description, items, &request_id, key.as_ref(), |menu| {
+            Reply::created(&format!("/api/v1/menus/{}", menu.id), menu.version, &MenuBody::from(menu))
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -259,9 +256,9 @@ async fn list(State(menus): State<Menus>, Query(query): Query<ListQuery>) -> Res
 #[utoipa::path(get, path = "/api/v1/menus/{menu_id}", tag = "menus", params(MenuPath), responses(
     (status = 200, description = "The menu", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
 ))]
-async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuPath>) -> Result<Response, Error> {
+async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuPath>) -> Result<Reply, Error> {
     let menu = store::find(menus.pool(), menu_id).await?.ok_or(Error::MenuNotFound(menu_id))?;
-    Ok(menu_response(StatusCode::OK, &menu))
+    Ok(menu_reply(StatusCode::OK)(&menu).map_err(service_kit::database::StoreError::Encode)?)
 }
 
 #[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(MenuPath, IfMatch), responses(
@@ -272,7 +269,7 @@ async fn activate(
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     change_status(&menus, &request_id, if_match, menu_id, Menu::activate).await
 }
 
@@ -285,7 +282,7 @@ async fn deactivate(
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     change_status(&menus, &request_id, if_match, menu_id, Menu::deactivate).await
 }
 
@@ -296,9 +293,8 @@ async fn change_status(
     if_match: IfMatch,
     menu_id: MenuId,
     command: fn(&mut Menu) -> Result<Option<events::MenuEvent>, crate::domain::DomainError>,
-) -> Result<Response, Error> {
-    let menu = menus.change(menu_id, if_match, request_id, command).await?;
-    Ok(menu_response(StatusCode::OK, &menu))
+) -> Result<Reply, Error> {
+    menus.change(menu_id, if_match, request_id, None, command, menu_reply(StatusCode::OK)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(MenuPath, IfMatch), request_body = ItemRequest, responses(
@@ -311,11 +307,11 @@ async fn add_item(
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(MenuPath { menu_id }): Path<MenuPath>,
-    Json(body): Json<ItemRequest>,
-) -> Result<Response, Error> {
+    IdempotentJson { key, body }: IdempotentJson<ItemRequest>,
+) -> Result<Reply, Error> {
     let item = body.parse("")?;
-    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.add_item(item).map(Some)).await?;
-    Ok(menu_response(StatusCode::CREATED, &menu))
+    let command = |menu: &mut Menu| menu.add_item(item).map(Some);
+    menus.change(menu_id, if_match, &request_id, key.as_ref(), command, menu_reply(StatusCode::CREATED)).await
 }
 
 /// An edit of an item: fields left out stay as they are; `"description":
@@ -355,7 +351,7 @@ async fn edit_item(
     if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<EditItem>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     let changes = ItemChanges {
         name: parse_optional::<ItemName, _>("name", body.name)?,
         description: body.description.map(|d| parse_optional::<Description, _>("description", d)).transpose()?,
@@ -363,8 +359,16 @@ async fn edit_item(
         price_cents: parse_optional::<Cents, _>("price_cents", body.price_cents)?,
         currency: parse_optional::<Currency, _>("currency", body.currency)?,
     };
-    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.update_item(item_id, changes)).await?;
-    Ok(menu_response(StatusCode::OK, &menu))
+    menus
+        .change(
+            menu_id,
+            if_match,
+            &request_id,
+            None,
+            |menu| menu.update_item(item_id, changes),
+            menu_reply(StatusCode::OK),
+        )
+        .await
 }
 
 /// Replaces every editable part of an item; its availability stays.
@@ -379,10 +383,18 @@ async fn replace_item(
     if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<ItemRequest>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     let changes = ItemChanges::from(body.parse("")?);
-    let menu = menus.change(menu_id, if_match, &request_id, |menu| menu.update_item(item_id, changes)).await?;
-    Ok(menu_response(StatusCode::OK, &menu))
+    menus
+        .change(
+            menu_id,
+            if_match,
+            &request_id,
+            None,
+            |menu| menu.update_item(item_id, changes),
+            menu_reply(StatusCode::OK),
+        )
+        .await
 }
 
 /// Whether an item can be ordered.
@@ -400,8 +412,8 @@ async fn set_availability(
     if_match: IfMatch,
     Path(ItemPath { menu_id, item_id }): Path<ItemPath>,
     Json(body): Json<Availability>,
-) -> Result<Response, Error> {
-    let menu =
-        menus.change(menu_id, if_match, &request_id, |menu| menu.set_availability(item_id, body.available)).await?;
-    Ok(menu_response(StatusCode::OK, &menu))
+) -> Result<Reply, Error> {
+    let available = body.available;
+    let command = |menu: &mut Menu| menu.set_availability(item_id, available);
+    menus.change(menu_id, if_match, &request_id, None, command, menu_reply(StatusCode::OK)).await
 }

@@ -30,6 +30,8 @@ pub struct Application {
     router: axum::Router,
     relay: events::OutboxRelay,
     shutdown_grace: std::time::Duration,
+    /// Where idempotency keys are kept, and for how long.
+    idempotency_keys: (sqlx::PgPool, std::time::Duration),
     retention: events::retention::Retention,
 }
 
@@ -42,13 +44,14 @@ impl Application {
         let Foundation { pool, redis, outbox, relay, retention, listener, .. } =
             Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
+        let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(
             http::router(menus),
             Dependencies { pool, redis },
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
         );
-        Ok(Self { listener, router, relay, retention, shutdown_grace: settings.shutdown_grace() })
+        Ok(Self { listener, router, relay, retention, shutdown_grace: settings.shutdown_grace(), idempotency_keys })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -69,6 +72,10 @@ impl Application {
         let background = vec![
             Background::spawn("outbox relay", self.relay.run(cancel.clone())),
             Background::spawn("stream retention", self.retention.run(cancel.clone())),
+            Background::spawn(
+                "idempotency key pruning",
+                service_kit::idempotency::run_pruning(self.idempotency_keys.0, self.idempotency_keys.1, cancel.clone()),
+            ),
         ];
         foundation::run("menu-service", self.listener, self.router, background, cancel, self.shutdown_grace).await
     }

@@ -6,7 +6,9 @@ use crate::error::Error;
 use crate::store;
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, MenuEvent, MenuId, Metadata, Outbox};
+use service_kit::database::StoreError;
 use service_kit::extract::IfMatch;
+use service_kit::idempotency::{self, Idempotency, Reply};
 use sqlx::PgPool;
 
 /// The name events carry as their `source`.
@@ -30,10 +32,14 @@ impl Menus {
         &self.pool
     }
 
-    /// Creates a draft menu and publishes `MenuCreated`.
+    /// Creates a draft menu, publishes `MenuCreated`, and answers with the
+    /// reply `respond` makes of it. With an idempotency `key` used before,
+    /// nothing is created and the first reply is sent again; the reply to a
+    /// new key commits with the menu and its event.
     ///
     /// # Errors
-    /// The domain refuses the items, or the database failed.
+    /// The domain refuses the items, the key is in use or was used for
+    /// another request, or the database failed.
     #[tracing::instrument(skip_all)]
     pub async fn create(
         &self,
@@ -41,44 +47,62 @@ impl Menus {
         description: Option<Description>,
         items: Vec<NewItem>,
         correlation_id: &str,
-    ) -> Result<Menu, Error> {
+        key: Option<&Idempotency>,
+        respond: impl FnOnce(&Menu) -> Result<Reply, serde_json::Error>,
+    ) -> Result<Reply, Error> {
         let (menu, created) = Menu::create(name, description, items, Utc::now().trunc_subsecs(6))?;
-        let event = DomainEvent::new(menu.id, menu.version, created, Metadata::new(SOURCE, correlation_id));
         let mut tx = self.pool.begin().await?;
+        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
+            return Ok(replay);
+        }
+        let event = DomainEvent::new(menu.id, menu.version, created, Metadata::new(SOURCE, correlation_id));
         store::insert(&mut tx, &menu).await?;
         self.outbox.append(&mut tx, &[event]).await?;
+        let reply = respond(&menu).map_err(StoreError::Encode)?;
+        idempotency::record(&mut tx, key, &reply).await?;
         self.outbox.commit(tx).await?;
         tracing::info!(menu_id = %menu.id, "menu created");
-        Ok(menu)
+        Ok(reply)
     }
 
-    /// Applies `command` to menu `id`. If it yields an event, the version is
-    /// bumped and the menu and its event commit together; if not, nothing is
-    /// written. The version `if_match` names, if any, must be the stored one.
+    /// Applies `command` to menu `id` and answers with the reply `respond`
+    /// makes of the result. If it yields an event, the version is bumped and
+    /// the menu and its event commit together; if not, nothing is written.
+    /// The version `if_match` names, if any, must be the stored one. With an
+    /// idempotency `key` used before, nothing is changed and the first reply
+    /// is sent again.
     ///
     /// # Errors
-    /// No such menu, a stale version, the domain refuses, or the database failed.
+    /// No such menu, a stale version, the domain refuses, the key is in use
+    /// or was used for another request, or the database failed.
     #[tracing::instrument(skip_all, fields(menu_id = %id))]
     pub async fn change(
         &self,
         id: MenuId,
         if_match: IfMatch,
         correlation_id: &str,
+        key: Option<&Idempotency>,
         command: impl FnOnce(&mut Menu) -> Result<Option<MenuEvent>, DomainError>,
-    ) -> Result<Menu, Error> {
+        respond: impl FnOnce(&Menu) -> Result<Reply, serde_json::Error>,
+    ) -> Result<Reply, Error> {
         let mut tx = self.pool.begin().await?;
+        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
+            return Ok(replay);
+        }
         let mut menu = store::lock(&mut tx, id).await?.ok_or(Error::MenuNotFound(id))?;
         if_match.check(menu.version)?;
         let Some(payload) = command(&mut menu)? else {
-            return Ok(menu);
+            return Ok(respond(&menu).map_err(StoreError::Encode)?);
         };
         menu.version += 1;
         menu.updated_at = Utc::now().trunc_subsecs(6);
         let event = DomainEvent::new(menu.id, menu.version, payload, Metadata::new(SOURCE, correlation_id));
         store::update(&mut tx, &menu).await?;
         self.outbox.append(&mut tx, std::slice::from_ref(&event)).await?;
+        let reply = respond(&menu).map_err(StoreError::Encode)?;
+        idempotency::record(&mut tx, key, &reply).await?;
         self.outbox.commit(tx).await?;
         tracing::info!(event_type = event.event_type(), version = menu.version, "menu changed");
-        Ok(menu)
+        Ok(reply)
     }
 }

@@ -9,6 +9,7 @@ use events::{MenuItemId, ReservationId};
 use service_kit::Problem;
 use service_kit::database::StoreError;
 use service_kit::extract::StaleVersion;
+use service_kit::idempotency::IdempotencyError;
 use service_kit::values::FieldError;
 
 /// Everything a reservation request can fail with.
@@ -55,6 +56,10 @@ pub enum Error {
     /// when the database is unreachable, else 500.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `Idempotency-Key` is in use (HTTP 409) or was used for another
+    /// request (HTTP 422), or reading it failed.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
 }
 
 impl From<sqlx::Error> for Error {
@@ -92,6 +97,7 @@ impl IntoResponse for Error {
             Self::NoCapacity { .. } | Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
             Self::Store(error) => error.problem("the reservation database"),
+            Self::Idempotency(error) => error.problem("the reservation database"),
         };
         problem.into_response()
     }

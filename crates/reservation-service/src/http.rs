@@ -18,6 +18,7 @@ use events::{MenuItemId, ReservationId};
 use serde::{Deserialize, Serialize};
 use service_kit::Problem;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, optional_whole_number, whole_number};
+use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
 use service_kit::values::{FieldError, Page, parse, parse_optional};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
@@ -247,15 +248,14 @@ impl CreateReservation {
 async fn create(
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
-    Json(body): Json<CreateReservation>,
-) -> Result<Response, Error> {
+    IdempotentJson { key, body }: IdempotentJson<CreateReservation>,
+) -> Result<Reply, Error> {
     let booking = body.parse(reservations.policy().largest_party)?;
-    let reservation = reservations.book(booking, &request_id).await?;
-    let mut response = reservation_response(StatusCode::CREATED, &reservation);
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/reservations/{}", reservation.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    let respond = |reservation: &Reservation| {
+        let location = format!("/api/v1/reservations/{}", reservation.id);
+        Reply::created(&location, reservation.version, &ReservationBody::from(reservation))
+    };
+    reservations.book(booking, &request_id, key.as_ref(), respond).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -92,6 +92,8 @@ pub struct Application {
     inbox: Inbox,
     inbox_retention: std::time::Duration,
     shutdown_grace: std::time::Duration,
+    /// Where idempotency keys are kept, and for how long.
+    idempotency_keys: (sqlx::PgPool, std::time::Duration),
 }
 
 /// How often the inbox forgets records older than its retention.
@@ -118,6 +120,7 @@ impl Application {
             Inboxed::new(inbox.clone(), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
+        let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },
@@ -133,6 +136,7 @@ impl Application {
             inbox,
             inbox_retention: settings.inbox_retention(),
             shutdown_grace: settings.shutdown_grace(),
+            idempotency_keys,
         })
     }
 
@@ -154,6 +158,10 @@ impl Application {
         let background = vec![
             Background::spawn("outbox relay", self.relay.run(cancel.clone())),
             Background::spawn("stream retention", self.retention.run(cancel.clone())),
+            Background::spawn(
+                "idempotency key pruning",
+                service_kit::idempotency::run_pruning(self.idempotency_keys.0, self.idempotency_keys.1, cancel.clone()),
+            ),
             Background::spawn("menu-events consumer", self.consumer.run(cancel.clone())),
             Background::spawn(
                 "inbox pruning",

@@ -8,7 +8,9 @@ use crate::error::Error;
 use crate::{menu_view, store};
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, Metadata, Outbox, ReservationEvent, ReservationId};
+use service_kit::database::StoreError;
 use service_kit::extract::IfMatch;
+use service_kit::idempotency::{self, Idempotency, Reply};
 use sqlx::PgPool;
 
 /// The name events carry as their `source`.
@@ -46,14 +48,27 @@ impl Reservations {
     ///
     /// # Errors
     /// The domain refuses the booking, a pre-ordered item cannot be served,
-    /// the seats are taken, or the database failed.
+    /// the seats are taken, the idempotency key is in use or was used for
+    /// another request, or the database failed.
+    /// With an idempotency `key` used before, nothing is booked and the first
+    /// reply is sent again; the reply to a new key, made by `respond`,
+    /// commits with the booking and its event.
     #[tracing::instrument(skip_all)]
-    pub async fn book(&self, booking: Booking, correlation_id: &str) -> Result<Reservation, Error> {
+    pub async fn book(
+        &self,
+        booking: Booking,
+        correlation_id: &str,
+        key: Option<&Idempotency>,
+        respond: impl FnOnce(&Reservation) -> Result<Reply, serde_json::Error>,
+    ) -> Result<Reply, Error> {
         let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
         // The seat count must see every booking committed by whoever held the
         // seat locks before this one: each statement needs a snapshot of its
         // own, so the level is set here, not inherited from the server.
         let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
+            return Ok(replay);
+        }
         let items: Vec<_> = reservation.pre_order.iter().map(|line| line.menu_item_id).collect();
         let mut refused = menu_view::unorderable(&mut tx, &items).await?;
         let first_refused =
@@ -77,9 +92,11 @@ impl Reservations {
             DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
         store::insert(&mut tx, &reservation).await?;
         self.outbox.append(&mut tx, &[event]).await?;
+        let reply = respond(&reservation).map_err(StoreError::Encode)?;
+        idempotency::record(&mut tx, key, &reply).await?;
         self.outbox.commit(tx).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
-        Ok(reservation)
+        Ok(reply)
     }
 
     /// Applies `command` to reservation `id`. If it yields an event, the

@@ -41,9 +41,18 @@ pub async fn connect(
 
     let migrating = pool(unbounded, 1).await?;
     events::schema::migrate(&migrating).await.context("migrating the outbox and inbox tables")?;
+    migrate_own_tables(&migrating).await.context("migrating the idempotency keys table")?;
     migrations.run(&migrating).await.context("migrating the service's tables")?;
     migrating.close().await;
     pool(options, max_connections).await
+}
+
+/// Creates or upgrades the tables of this crate (`idempotency_keys`) in the
+/// pool's schema, with a history table of their own (`_service_kit_migrations`).
+pub(crate) async fn migrate_own_tables(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator: Migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_service_kit_migrations");
+    migrator.run(pool).await
 }
 
 /// A pool of up to `max_connections` on `options`, with the checks of
@@ -216,7 +225,7 @@ mod tests {
             assert_eq!(error.as_database_error().and_then(|error| error.code()).as_deref(), Some(code));
             let problem = StoreError::from(error).problem("the test database");
             assert_eq!(problem.status, 503, "{code}");
-            assert!(problem.headers.contains_key(header::RETRY_AFTER), "{code} says when to retry");
+            assert!(problem.headers.iter().any(|(name, _)| name == header::RETRY_AFTER), "{code} says when to retry");
         }
         assert_eq!(StoreError::from(other).problem("the test database").status, 500, "any other error is a 500");
         Ok(())

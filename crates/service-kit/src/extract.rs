@@ -79,27 +79,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send the body as JSON with Content-Type: application/json",
-            ));
+        let bytes = read_json_bytes(request, state).await?;
+        json_body(&bytes).map(Self)
+    }
+}
+
+/// The body of a request that says it is JSON: 415 if it does not, 413 if it
+/// is over the limit.
+pub(crate) async fn read_json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<axum::body::Bytes, Problem> {
+    if !is_json(request.headers()) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than this service accepts")
+        } else {
+            Problem::new(StatusCode::BAD_REQUEST, rejection.body_text())
         }
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than this service accepts")
-            } else {
-                Problem::new(StatusCode::BAD_REQUEST, rejection.body_text())
-            }
-        })?;
-        let starts_an_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
-        if !starts_an_object && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
-            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the body must be a JSON object"));
-        }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(&rejection)),
-        }
+    })
+}
+
+/// `bytes` as a JSON object of type `T`, or the problem saying why not.
+pub(crate) fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let starts_an_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_an_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the body must be a JSON object"));
+    }
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => Err(json_problem(&rejection)),
     }
 }
 

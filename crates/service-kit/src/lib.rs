@@ -15,6 +15,7 @@ pub mod database;
 pub mod extract;
 pub mod foundation;
 pub mod http;
+pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod settings;

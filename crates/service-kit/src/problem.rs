@@ -6,7 +6,7 @@
 //! A problem may carry response headers of its own, such as the
 //! `Retry-After` of a database that was too busy to answer.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub struct Problem {
     pub field: Option<String>,
     /// Headers the response carries besides `Content-Type`, such as `Retry-After`.
     #[serde(skip)]
-    pub headers: HeaderMap,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// How long a client is told to wait before retrying a request the database was too busy for.
@@ -43,14 +43,15 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
     /// Adds a response header.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.retain(|(present, _)| *present != name);
+        self.headers.push((name, value));
         self
     }
 
@@ -169,7 +170,9 @@ impl IntoResponse for Problem {
         let status = self.status_code();
         let headers = std::mem::take(&mut self.headers);
         let mut response = (status, axum::Json(self)).into_response();
-        response.headers_mut().extend(headers);
+        for (name, value) in headers {
+            response.headers_mut().insert(name, value);
+        }
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response
     }

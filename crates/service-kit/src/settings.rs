@@ -85,6 +85,9 @@ pub struct Settings {
     /// applied: a redelivery within this window is recognised and skipped.
     #[arg(long, env = "INBOX_RETENTION_HOURS", default_value_t = 168)]
     pub inbox_retention_hours: u64,
+    /// How long, in hours, an `Idempotency-Key` and its stored reply are kept.
+    #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24)]
+    pub idempotency_key_ttl_hours: u64,
 }
 
 impl Settings {
@@ -118,6 +121,7 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 10,
             inbox_retention_hours: 168,
+            idempotency_key_ttl_hours: 24,
         }
     }
 
@@ -147,6 +151,11 @@ impl Settings {
     /// How long the inbox keeps its records: [`Settings::inbox_retention_hours`].
     pub fn inbox_retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.inbox_retention_hours.saturating_mul(3600))
+    }
+
+    /// How long idempotency keys are kept: [`Settings::idempotency_key_ttl_hours`].
+    pub fn idempotency_key_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idempotency_key_ttl_hours.saturating_mul(3600))
     }
 
     /// The schema the service owns.

@@ -2,4 +2,5 @@
 
 mod errors;
 mod helpers;
+mod idempotency;
 mod menus;

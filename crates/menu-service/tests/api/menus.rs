@@ -273,13 +273,20 @@ async fn an_event_committed_while_no_relay_ran_is_published_when_the_service_sta
     let menus =
         menu_service::service::Menus::new(db.pool.clone(), events::Outbox::new(settings.streams(), nobody_listening));
     let name = menu_service::domain::MenuName::try_from("Committed before the crash".to_owned())?;
-    let menu = menus.create(name, None, Vec::new(), "req-crash").await?;
+    let mut created = None;
+    menus
+        .create(name, None, Vec::new(), "req-crash", None, |menu| {
+            created = Some(menu.id);
+            service_kit::idempotency::Reply::json(axum::http::StatusCode::CREATED, &())
+        })
+        .await?;
+    let menu_id = created.ok_or_else(|| anyhow::anyhow!("no menu created"))?;
     assert_eq!(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox").fetch_one(&db.pool).await?, 1);
 
     let app = spawn_with(settings, db).await?;
     let entries = app.entries(1).await?;
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].aggregate_id, menu.id.to_string());
+    assert_eq!(entries[0].aggregate_id, menu_id.to_string());
     assert_eq!(entries[0].metadata["correlation_id"], "req-crash");
     Ok(())
 }

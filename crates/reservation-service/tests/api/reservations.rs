@@ -185,3 +185,25 @@ async fn the_operational_endpoints_and_the_openapi_document_are_served() -> Test
     assert!(metrics.contains(r#"route="/api/v1/reservations""#), "{metrics}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_booking_sent_again_with_its_idempotency_key_books_once_and_holds_the_seats_once() -> TestResult {
+    let app = spawn_app().await?;
+    let body = booking(30, tomorrow_at(12));
+    let send = || {
+        app.client.post(app.url("/api/v1/reservations")).header("Idempotency-Key", "table-for-30").json(&body).send()
+    };
+    let first = send().await?;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await?;
+    let again = send().await?;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await?, first);
+
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations").fetch_one(&app.db.pool).await?;
+    assert_eq!(stored, 1);
+    // Thirty seats are held once: ten are still free at that time.
+    app.book(&booking(10, tomorrow_at(12))).await?;
+    Ok(())
+}
