@@ -19,9 +19,14 @@ pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Pool options that check a connection only after it has been idle for
 /// [`CHECK_AFTER_IDLE`]; set the size and timeouts on them.
 pub fn options() -> PgPoolOptions {
-    PgPoolOptions::new().test_before_acquire(false).before_acquire(|connection, metadata| {
+    checking_after_idle(CHECK_AFTER_IDLE)
+}
+
+/// Pool options that check a connection only after it has been idle for `idle`.
+fn checking_after_idle(idle: Duration) -> PgPoolOptions {
+    PgPoolOptions::new().test_before_acquire(false).before_acquire(move |connection, metadata| {
         Box::pin(async move {
-            if metadata.idle_for >= CHECK_AFTER_IDLE {
+            if metadata.idle_for >= idle {
                 connection.ping().await?;
             }
             Ok(true)
@@ -41,11 +46,11 @@ mod tests {
 
     /// A one-connection pool whose connection was just used and whose
     /// server process was then terminated, and that process's id.
-    async fn pool_whose_connection_died(db: &TestDb) -> anyhow::Result<(PgPool, i32)> {
-        let pool = options().max_connections(1).connect_with(db.options.clone()).await?;
+    async fn pool_whose_connection_died(db: &TestDb, check_after_idle: Duration) -> anyhow::Result<(PgPool, i32)> {
+        let pool = checking_after_idle(check_after_idle).max_connections(1).connect_with(db.options.clone()).await?;
         let doomed = backend_pid(&pool).await?;
         let terminated: bool =
-            sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(doomed).fetch_one(&db.pool).await?;
+            sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)").bind(doomed).fetch_one(&db.pool).await?;
         anyhow::ensure!(terminated, "backend {doomed} was not terminated");
         Ok((pool, doomed))
     }
@@ -53,8 +58,9 @@ mod tests {
     #[tokio::test]
     async fn a_long_idle_connection_that_died_is_replaced_before_use() -> anyhow::Result<()> {
         let db = TestDb::new().await?;
-        let (pool, doomed) = pool_whose_connection_died(&db).await?;
-        tokio::time::sleep(CHECK_AFTER_IDLE + Duration::from_millis(100)).await;
+        let idle = Duration::from_millis(200);
+        let (pool, doomed) = pool_whose_connection_died(&db, idle).await?;
+        tokio::time::sleep(idle + Duration::from_millis(100)).await;
 
         let replacement = backend_pid(&pool).await?;
         assert_ne!(replacement, doomed, "the query ran on a new connection");
@@ -64,9 +70,10 @@ mod tests {
     #[tokio::test]
     async fn a_recently_used_connection_is_handed_out_unchecked_and_dropped_once_it_fails() -> anyhow::Result<()> {
         let db = TestDb::new().await?;
-        let (pool, doomed) = pool_whose_connection_died(&db).await?;
+        // However slow the machine, the connection is "recently used".
+        let (pool, doomed) = pool_whose_connection_died(&db, Duration::from_secs(3600)).await?;
 
-        assert!(backend_pid(&pool).await.is_err(), "used within a second, the dead connection was not checked");
+        assert!(backend_pid(&pool).await.is_err(), "used recently, the dead connection was not checked");
         let replacement = backend_pid(&pool).await?;
         assert_ne!(replacement, doomed, "the failed connection left the pool");
         Ok(())

@@ -148,7 +148,7 @@ mod tests {
         let db = testkit::TestDb::new().await?;
         let mut connection = PgConnection::connect_with(&db.options).await?;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut connection).await?;
-        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await?;
+        sqlx::query("SELECT pg_terminate_backend($1, 5000)").bind(pid).execute(&db.pool).await?;
 
         let lost = sqlx::query("SELECT 1").execute(&mut connection).await.err().context("the query failed")?;
         let problem = StoreError::from(lost).problem("the menu database");

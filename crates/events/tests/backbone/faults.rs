@@ -310,3 +310,39 @@ async fn postgres_unreachable_while_entries_wait_dead_letters_nothing_and_every_
     assert_eq!(harness.pending(&harness.stream::<MenuEvent>(), "read-model").await?, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_row_that_appears_below_the_relays_horizon_is_still_published() -> TestResult {
+    let harness = Harness::new().await?;
+    let relay = harness.spawn_relay();
+    for round in 0..4 {
+        harness.append(&[menu_created(&format!("Round {round}"))]).await?;
+        eventually(WITHIN, "published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    }
+    // A row below every seq the relay has claimed, as if its view of the
+    // outbox had gone stale (a restored backup, a sequence reset).
+    let late = menu_created("Below the horizon");
+    let encoded = events::EncodedEvent::encode(&late)?;
+    sqlx::query(
+        "INSERT INTO outbox (seq, event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata)
+         OVERRIDING SYSTEM VALUE
+         VALUES (1, $1, $2, $3, $4, $5, $6, $7::json, $8::json)",
+    )
+    .bind(encoded.id.as_uuid())
+    .bind(harness.stream::<MenuEvent>())
+    .bind(&encoded.event_type)
+    .bind(encoded.aggregate_id)
+    .bind(encoded.version)
+    .bind(encoded.occurred_at)
+    .bind(&encoded.data)
+    .bind(&encoded.metadata)
+    .execute(harness.pool())
+    .await?;
+
+    eventually(WITHIN, "the late row published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    relay.stop().await?;
+    let ids: Vec<String> =
+        harness.entries::<MenuEvent>().await?.iter().filter_map(|entry| entry.get::<String>("id")).collect();
+    assert!(ids.contains(&late.id.to_string()));
+    Ok(())
+}
