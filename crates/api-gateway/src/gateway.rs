@@ -1,15 +1,19 @@
-//! The gateway's request path: proxied routes go straight to [`Proxy`];
-//! everything else to the operational router.
+//! The gateway's request path: proxied routes are rate limited
+//! ([`crate::rate_limit`]) and go to [`Proxy`]; everything else to the
+//! operational router.
 
+use crate::admission::ConnectionLimits;
 use crate::body::GatewayBody;
 use crate::cors::Cors;
 use crate::proxy::{Peer, Proxy, REQUEST_ID};
+use crate::rate_limit::{RateLimiter, RouteClass};
 use crate::routes::Routes;
 use axum::response::IntoResponse;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use service_kit::problem::ErrorChain;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
 
@@ -20,13 +24,33 @@ pub struct Gateway {
     proxy: Proxy,
     operations: axum::Router,
     cors: Cors,
+    rate_limits: Option<Arc<RateLimiter>>,
+    connections: Arc<ConnectionLimits>,
 }
 
 impl Gateway {
     /// A gateway forwarding `routes` through `proxy`, answering the rest
     /// with `operations`, and applying `cors` to everything.
     pub fn new(routes: Routes, proxy: Proxy, operations: axum::Router, cors: Cors) -> Self {
-        Self { routes, proxy, operations, cors }
+        let connections = ConnectionLimits::new(usize::MAX, usize::MAX);
+        Self { routes, proxy, operations, cors, rate_limits: None, connections }
+    }
+
+    /// The same gateway, rate limiting proxied requests with `limiter`.
+    #[must_use]
+    pub fn with_rate_limits(self, limiter: Option<Arc<RateLimiter>>) -> Self {
+        Self { rate_limits: limiter, ..self }
+    }
+
+    /// The same gateway, with its worker's connections capped by `limits`.
+    #[must_use]
+    pub fn with_connection_limits(self, limits: Arc<ConnectionLimits>) -> Self {
+        Self { connections: limits, ..self }
+    }
+
+    /// The caps on this worker's client connections.
+    pub fn connection_limits(&self) -> &Arc<ConnectionLimits> {
+        &self.connections
     }
 
     /// Answers one request. Never fails: upstream failures become problems.
@@ -56,12 +80,32 @@ impl Gateway {
         };
         let started = Instant::now();
         let request_id = service_kit::extract::request_id_header(request.headers());
-        let response = match self.proxy.forward(route, request, peer, &request_id).await {
+        let method = request.method().clone();
+        let mut decision = None;
+        if let Some(limiter) = &self.rate_limits {
+            let class = RouteClass::of(&method, request.uri().path());
+            // The verified token subject goes here once authentication supplies it.
+            let client = crate::rate_limit::client_key(None, peer.ip());
+            let decided = limiter.check(class, &client).await;
+            if !decided.allowed {
+                metrics::counter!("gateway_rate_limited_total", "class" => class.name()).increment(1);
+                let mut response = decided.refusal().map(GatewayBody::Local);
+                response.headers_mut().insert(REQUEST_ID.clone(), request_id);
+                route.metrics.record(&method, response.status(), started.elapsed().as_secs_f64());
+                return response;
+            }
+            decision = Some(decided);
+        }
+        let mut response = match self.proxy.forward(route, request, peer, &request_id).await {
             Ok(response) => response,
             Err(error) => {
                 let upstream = route.upstream.name;
                 let chain = ErrorChain(&error);
-                tracing::warn!(request_id = ?request_id, upstream, error = %chain, "upstream request failed");
+                if error.is_clients() {
+                    tracing::info!(request_id = ?request_id, upstream, error = %chain, "request refused");
+                } else {
+                    tracing::warn!(request_id = ?request_id, upstream, error = %chain, "upstream request failed");
+                }
                 metrics::counter!("gateway_upstream_errors_total", "service" => upstream, "kind" => error.kind())
                     .increment(1);
                 let mut response = error.problem().into_response().map(GatewayBody::Local);
@@ -69,8 +113,11 @@ impl Gateway {
                 response
             }
         };
+        if let Some(decision) = decision {
+            decision.decorate(response.headers_mut());
+        }
         let status = response.status();
-        route.metrics.record(status, started.elapsed().as_secs_f64());
+        route.metrics.record(&method, status, started.elapsed().as_secs_f64());
         tracing::debug!(route = route.prefix, status = status.as_u16(), "proxied");
         response
     }

@@ -9,18 +9,27 @@
 //! when it cannot be reached, 504 when it is too slow, 502 when it breaks the
 //! exchange; bodies over the limit get 413 and unknown paths 404.
 //!
+//! Before a request takes any upstream capacity it is rate limited per
+//! client and route class, through Redis shared by every instance
+//! ([`rate_limit`]), and its body, when small, is read in full within a
+//! timeout ([`admission`], which also caps connections per worker and per
+//! client address).
+//!
 //! The gateway's own endpoints ([`operations`]) are `/health`, `/ready`
-//! (every upstream's), `/metrics`, `/api-docs/openapi.json` (all services'
-//! documents merged) and Swagger UI at `/docs`.
+//! (the gateway itself serves), `/status` (every upstream's `/ready`),
+//! `/metrics`, `/api-docs/openapi.json` (all services' documents merged)
+//! and Swagger UI at `/docs`.
 
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod body;
 pub mod connections;
 pub mod cors;
 pub mod gateway;
 pub mod operations;
 pub mod proxy;
+pub mod rate_limit;
 pub mod route_metrics;
 pub mod routes;
 pub mod server;
@@ -38,19 +47,22 @@ pub struct Application {
     settings: GatewaySettings,
     listener: TcpListener,
     gateway: Arc<gateway::Gateway>,
+    local_limits: Arc<rate_limit::LocalLimits>,
 }
 
 impl Application {
     /// Parses the routes and binds the listener. Upstreams need not be up.
     ///
     /// # Errors
-    /// An upstream URL or CORS origin is invalid, or the port is taken.
+    /// An upstream URL, CORS origin, rate limit or Redis setting is invalid,
+    /// or the port is taken.
     pub async fn build(settings: &GatewaySettings) -> anyhow::Result<Self> {
         service_kit::http::metrics();
-        let gateway = Arc::new(worker(settings)?);
+        let local_limits = rate_limit::LocalLimits::new(&settings.rate_limits)?;
+        let gateway = Arc::new(worker(settings, &local_limits)?);
         let port = settings.server_port;
         let listener = server::bind(port).with_context(|| format!("binding port {port}"))?;
-        Ok(Self { settings: settings.clone(), listener, gateway })
+        Ok(Self { settings: settings.clone(), listener, gateway, local_limits })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -74,13 +86,13 @@ impl Application {
         let port = self.port()?;
         let mut threads = Vec::new();
         for number in 1..self.settings.worker_count() {
-            let (settings, cancel) = (self.settings.clone(), cancel.clone());
+            let (settings, cancel, local_limits) = (self.settings.clone(), cancel.clone(), self.local_limits.clone());
             let listener = server::bind(port).with_context(|| format!("binding port {port} for worker {number}"))?;
             let listener = listener.into_std()?;
             let thread = std::thread::Builder::new().name(format!("gateway-worker-{number}")).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime.block_on(async move {
-                    let gateway = Arc::new(worker(&settings)?);
+                    let gateway = Arc::new(worker(&settings, &local_limits)?);
                     server::serve(TcpListener::from_std(listener)?, gateway, cancel).await;
                     anyhow::Ok(())
                 })
@@ -98,11 +110,26 @@ impl Application {
 }
 
 /// One worker's gateway: the routes, a proxy with its own connection pool,
-/// and the operational endpoints.
-fn worker(settings: &GatewaySettings) -> anyhow::Result<gateway::Gateway> {
+/// its own Redis connection for the rate limits (the local limiters are the
+/// instance's), its connection caps, and the operational endpoints.
+fn worker(settings: &GatewaySettings, local_limits: &Arc<rate_limit::LocalLimits>) -> anyhow::Result<gateway::Gateway> {
     let routes = routes::Routes::new(settings)?;
-    let proxy = proxy::Proxy::new(settings.upstream_timeout(), settings.max_body_bytes);
+    let body = admission::BodyPolicy {
+        buffer_bytes: settings.client_body_buffer_bytes,
+        timeout: settings.client_body_timeout(),
+        max_bytes: settings.max_body_bytes,
+    };
+    let proxy = proxy::Proxy::new(settings.upstream_timeout(), body);
     let cors = cors::Cors::parse(&settings.cors_allowed_origins)?;
-    let operations = operations::router(&routes);
-    Ok(gateway::Gateway::new(routes, proxy, operations, cors))
+    let rate_limits = if settings.rate_limits.rate_limit_enabled {
+        Some(Arc::new(rate_limit::RateLimiter::new(settings, local_limits.clone())?))
+    } else {
+        None
+    };
+    let operations = operations::router(&routes, rate_limits.clone());
+    let connections =
+        admission::ConnectionLimits::new(settings.max_connections_per_worker, settings.max_connections_per_client);
+    Ok(gateway::Gateway::new(routes, proxy, operations, cors)
+        .with_rate_limits(rate_limits)
+        .with_connection_limits(connections))
 }

@@ -1,11 +1,18 @@
-//! The gateway's own endpoints: `/health`, `/ready` (every upstream's
-//! `/ready`), `/metrics`, the merged OpenAPI document of all services and
-//! Swagger UI.
+//! The gateway's own endpoints: `/health`, `/ready`, `/status`, `/metrics`,
+//! the merged OpenAPI document of all services and Swagger UI.
+//!
+//! `/ready` is about the gateway alone: it answers, so it can serve. Were it
+//! the services' readiness, one service down would take every gateway out
+//! of its load balancer, and with them the routes of the services that are
+//! up. The aggregated view, every service's `/ready` and the rate limits'
+//! Redis, is `/status`. Its checks go over a pooled client that keeps its
+//! connections to the services alive between checks.
 
+use crate::rate_limit::RateLimiter;
 use crate::routes::{Routes, Upstream};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -27,21 +34,22 @@ const CHECK_WITHIN: Duration = Duration::from_secs(2);
 struct Upstreams {
     upstreams: Vec<Arc<Upstream>>,
     client: Client<HttpConnector, Empty<Bytes>>,
+    rate_limits: Option<Arc<RateLimiter>>,
 }
 
-/// The operational router; `/docs` loads the merged document.
-pub fn router(routes: &Routes) -> Router {
+/// The operational router; `/docs` loads the merged document. `/status`
+/// reports the Redis link of `rate_limits`, this worker's limiter.
+pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>) -> Router {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CHECK_WITHIN));
-    let state = Upstreams {
-        upstreams: routes.upstreams().to_vec(),
-        client: Client::builder(TokioExecutor::new()).build(connector),
-    };
+    let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(300)).build(connector);
+    let state = Upstreams { upstreams: routes.upstreams().to_vec(), client, rate_limits };
     let docs =
         utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::new(["/api-docs/openapi.json"]));
     Router::new()
         .route("/health", get(service_kit::http::health))
         .route("/ready", get(ready))
+        .route("/status", get(status))
         .route("/metrics", get(service_kit::http::render_metrics))
         .route("/api-docs/openapi.json", get(openapi))
         .with_state(state)
@@ -70,8 +78,15 @@ async fn fetch(upstreams: &Upstreams, upstream: &Upstream, path: &str) -> Result
         .unwrap_or_else(|_| Err(format!("no answer within {CHECK_WITHIN:?}")))
 }
 
-/// Every upstream answers its `/ready` with 200 within two seconds.
-async fn ready(State(upstreams): State<Upstreams>) -> Response {
+/// The gateway serves: it answered this request.
+async fn ready() -> Response {
+    axum::Json(json!({ "status": "ready" })).into_response()
+}
+
+/// Every upstream's `/ready` (up when it answers 200 within two seconds)
+/// and the rate limits' Redis; 200 with `status` `ok` when all are up,
+/// `degraded` otherwise, so that a status page can always read it.
+async fn status(State(upstreams): State<Upstreams>) -> Response {
     let checks = join_all(upstreams.upstreams.iter().map(|upstream| async {
         let outcome = fetch(&upstreams, upstream, "/ready").await;
         let check = match outcome {
@@ -84,19 +99,9 @@ async fn ready(State(upstreams): State<Upstreams>) -> Response {
     .await;
     let all_up = checks.iter().all(|(_, check)| check["status"] == "up");
     let services: Map<String, Value> = checks.into_iter().collect();
-    if all_up {
-        axum::Json(json!({ "status": "ready", "services": services })).into_response()
-    } else {
-        let body = json!({
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": "a service behind the gateway is not ready",
-            "services": services,
-        });
-        (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/problem+json")], axum::Json(body))
-            .into_response()
-    }
+    let redis = upstreams.rate_limits.as_ref().map_or("disabled", |limiter| limiter.redis_state());
+    let status = if all_up && redis != "down" { "ok" } else { "degraded" };
+    axum::Json(json!({ "status": status, "services": services, "rate_limits": { "redis": redis } })).into_response()
 }
 
 /// The gateway's own document: the operational endpoints, described for the gateway.
@@ -114,7 +119,7 @@ async fn openapi(State(upstreams): State<Upstreams>) -> Response {
     let own = service_kit::openapi::complete(<GatewayDoc as utoipa::OpenApi>::openapi());
     let mut document = serde_json::to_value(own).unwrap_or_else(|_| json!({}));
     if let Some(ready) = document.pointer_mut("/paths/~1ready/get") {
-        ready["description"] = json!("Every service behind the gateway answers its /ready; `services` says which do.");
+        ready["description"] = json!("The gateway serves; /status says which services behind it are ready.");
     }
     let fetched = join_all(upstreams.upstreams.iter().map(|upstream| async {
         let document = match fetch(&upstreams, upstream, "/api-docs/openapi.json").await {

@@ -1,6 +1,9 @@
 //! Forwarding one request to its upstream and the response back, streaming
 //! both bodies, over pooled keep-alive connections ([`crate::connections`]).
+//! A small request body is read in full before an upstream slot is taken,
+//! so that a client sending slowly holds none ([`crate::admission`]).
 
+use crate::admission::{BodyError, BodyPolicy, BodyTimedOut, ClientBody};
 use crate::body::GatewayBody;
 use crate::connections::ExchangeError;
 use crate::routes::Route;
@@ -14,7 +17,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// The request body as sent upstream: the client's, cut off past the limit.
-pub type UpstreamBody = Limited<Incoming>;
+pub type UpstreamBody = Limited<ClientBody>;
 
 /// Why a request could not be forwarded.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,12 @@ pub enum ProxyError {
     /// The body is larger than the limit. HTTP 413.
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(u64),
+    /// The client did not send its body in time. HTTP 408.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    /// The client broke off its body or sent a malformed one. HTTP 400.
+    #[error("the request body could not be read")]
+    BodyBroken(#[source] hyper::Error),
     /// No connection to the upstream. HTTP 503.
     #[error("{0} is unavailable; try again shortly")]
     Unavailable(&'static str, #[source] std::io::Error),
@@ -38,6 +47,8 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::BodyTooLarge(_) => "body_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::BodyBroken(_) => "body_broken",
             Self::Unavailable(..) => "unavailable",
             Self::Timeout(..) => "timeout",
             Self::BadGateway(..) => "bad_gateway",
@@ -48,11 +59,28 @@ impl ProxyError {
     pub fn problem(&self) -> Problem {
         let status = match self {
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyBroken(_) => StatusCode::BAD_REQUEST,
             Self::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(..) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadGateway(..) => StatusCode::BAD_GATEWAY,
         };
         Problem::new(status, self.to_string())
+    }
+
+    /// Whether the client is at fault, not the upstream.
+    pub fn is_clients(&self) -> bool {
+        matches!(self, Self::BodyTooLarge(_) | Self::BodyTimeout(_) | Self::BodyBroken(_))
+    }
+}
+
+impl From<BodyError> for ProxyError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TimedOut(BodyTimedOut(timeout)) => Self::BodyTimeout(timeout),
+            BodyError::TooLarge(limit) => Self::BodyTooLarge(limit),
+            BodyError::Broken(error) => Self::BodyBroken(error),
+        }
     }
 }
 
@@ -60,6 +88,7 @@ impl ProxyError {
 /// it: written once per connection, not once per request.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    ip: IpAddr,
     forwarded_for: HeaderValue,
 }
 
@@ -68,7 +97,12 @@ impl Peer {
     pub fn new(ip: IpAddr) -> Self {
         let forwarded_for =
             HeaderValue::try_from(ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { forwarded_for }
+        Self { ip, forwarded_for }
+    }
+
+    /// The client's address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 }
 
@@ -78,13 +112,15 @@ impl Peer {
 pub struct Proxy {
     timeout: Duration,
     max_body_bytes: u64,
+    body: BodyPolicy,
 }
 
 impl Proxy {
     /// A proxy that waits `timeout` for response heads (connecting
-    /// included), and refuses bodies over `max_body_bytes`.
-    pub fn new(timeout: Duration, max_body_bytes: u64) -> Self {
-        Self { timeout, max_body_bytes }
+    /// included), and reads request bodies as `body` says, refusing those
+    /// over `body.max_bytes`.
+    pub fn new(timeout: Duration, body: BodyPolicy) -> Self {
+        Self { timeout, max_body_bytes: body.max_bytes, body }
     }
 
     /// Forwards `request` to `route`'s upstream and returns its response,
@@ -92,7 +128,8 @@ impl Proxy {
     /// and `X-Request-Id` set, and both bodies streamed.
     ///
     /// # Errors
-    /// The body is too large, the upstream is unreachable, slow or broken.
+    /// The body is too large, too slow or broken, the upstream is
+    /// unreachable, slow or broken.
     pub async fn forward(
         &self,
         route: &Route,
@@ -114,6 +151,7 @@ impl Proxy {
         set_forwarded(headers, peer, host);
         headers.insert(REQUEST_ID.clone(), request_id.clone());
 
+        let body = crate::admission::read_body(body, &parts.headers, &self.body).await?;
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
         let exchange = async {
             let _turn = upstream.in_flight.acquire().await;
@@ -123,8 +161,11 @@ impl Proxy {
         let mut response = match sent {
             Err(_) => return Err(ProxyError::Timeout(upstream.name, self.timeout)),
             Ok(Err(ExchangeError::Connect(error))) => return Err(ProxyError::Unavailable(upstream.name, error)),
-            Ok(Err(ExchangeError::Exchange(error))) if exceeded_body_limit(&error) => {
+            Ok(Err(ExchangeError::Exchange(error))) if caused_by::<LengthLimitError>(&error) => {
                 return Err(ProxyError::BodyTooLarge(self.max_body_bytes));
+            }
+            Ok(Err(ExchangeError::Exchange(error))) if caused_by::<BodyTimedOut>(&error) => {
+                return Err(ProxyError::BodyTimeout(self.body.timeout));
             }
             Ok(Err(ExchangeError::Exchange(error))) => return Err(ProxyError::BadGateway(upstream.name, error)),
             Ok(Ok(response)) => response,
@@ -192,11 +233,12 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Whether sending failed because the body passed the limit while streaming.
-fn exceeded_body_limit(error: &hyper::Error) -> bool {
+/// Whether sending failed because of a `T` while streaming the request body
+/// (it passed the limit, or the client was too slow).
+fn caused_by<T: std::error::Error + 'static>(error: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
-        if cause.is::<LengthLimitError>() {
+        if cause.is::<T>() {
             return true;
         }
         source = cause.source();

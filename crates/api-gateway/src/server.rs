@@ -1,5 +1,6 @@
-//! The HTTP/1.1 server: keep-alive connections, `TCP_NODELAY`, and a
-//! graceful stop that lets requests in flight finish. Each worker thread
+//! The HTTP/1.1 server: keep-alive connections, `TCP_NODELAY`, connections
+//! past the caps closed at once ([`crate::admission`]), and a graceful stop
+//! that lets requests in flight finish. Each worker thread
 //! runs one of these loops on its own listening socket.
 
 use crate::gateway::Gateway;
@@ -47,6 +48,15 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, cancel: Cancell
             },
             () = cancel.cancelled() => break,
         };
+        let admitted = match gateway.connection_limits().admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                metrics::counter!("gateway_connections_refused_total", "cap" => refused.label()).increment(1);
+                tracing::debug!(client = %peer.ip(), cap = refused.label(), "connection refused: too many open");
+                drop(stream);
+                continue;
+            }
+        };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "setting TCP_NODELAY failed");
         }
@@ -58,6 +68,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>, cancel: Cancell
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let _admitted = admitted;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");
             }

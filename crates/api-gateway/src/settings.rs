@@ -38,10 +38,93 @@ pub struct GatewaySettings {
     /// only when the gateway has CPUs the services do not need.
     #[arg(long, env = "GATEWAY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Redis host: where every gateway instance keeps the shared rate-limit budgets.
+    #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
+    pub redis_host: String,
+    /// Redis port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    /// Redis password, empty for none.
+    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true)]
+    pub redis_password: String,
+    /// Redis database number.
+    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+    /// The rate limits, per client and route class.
+    #[command(flatten)]
+    pub rate_limits: RateLimitSettings,
+    /// How long a client may take to send a small request body in full, and
+    /// each part of a larger one, in milliseconds; slower ones get 408.
+    #[arg(long, env = "CLIENT_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub client_body_timeout_ms: u64,
+    /// Request bodies up to this size, in bytes, are read in full before an
+    /// upstream slot is taken, so that a client sending slowly holds none.
+    #[arg(long, env = "CLIENT_BODY_BUFFER_BYTES", default_value_t = 64 * 1024)]
+    pub client_body_buffer_bytes: usize,
+    /// Client connections each worker keeps open at most; further ones are
+    /// closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_WORKER", default_value_t = 10_000)]
+    pub max_connections_per_worker: usize,
+    /// Client connections from one address each worker keeps open at most;
+    /// further ones are closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    pub max_connections_per_client: usize,
+}
+
+/// Rate limits: a GCRA budget per client and route class, `*_PER_MINUTE`
+/// requests a minute on average with bursts of up to `*_BURST` at once.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitSettings {
+    /// Whether requests to the services are rate limited at all.
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+    /// Bookings (`POST /api/v1/reservations`) per client per minute.
+    #[arg(long, env = "RATE_LIMIT_BOOKING_PER_MINUTE", default_value_t = 10)]
+    pub booking_per_minute: u32,
+    /// Bookings a client may make at once.
+    #[arg(long, env = "RATE_LIMIT_BOOKING_BURST", default_value_t = 5)]
+    pub booking_burst: u32,
+    /// Other writes (any method but GET, HEAD, OPTIONS) per client per minute.
+    #[arg(long, env = "RATE_LIMIT_WRITE_PER_MINUTE", default_value_t = 120)]
+    pub write_per_minute: u32,
+    /// Other writes a client may make at once.
+    #[arg(long, env = "RATE_LIMIT_WRITE_BURST", default_value_t = 30)]
+    pub write_burst: u32,
+    /// Reads per client per minute.
+    #[arg(long, env = "RATE_LIMIT_READ_PER_MINUTE", default_value_t = 1200)]
+    pub read_per_minute: u32,
+    /// Reads a client may make at once.
+    #[arg(long, env = "RATE_LIMIT_READ_BURST", default_value_t = 200)]
+    pub read_burst: u32,
+    /// Put before every rate-limit key in Redis (tests, shared Redis instances).
+    #[arg(long, env = "RATE_LIMIT_KEY_PREFIX", default_value = "ratelimit:")]
+    pub key_prefix: String,
+    /// How long a rate-limit decision may wait for Redis, in milliseconds,
+    /// before the local limiter decides instead.
+    #[arg(long, env = "RATE_LIMIT_REDIS_TIMEOUT_MS", default_value_t = 100)]
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit_enabled: true,
+            booking_per_minute: 10,
+            booking_burst: 5,
+            write_per_minute: 120,
+            write_burst: 30,
+            read_per_minute: 1200,
+            read_burst: 200,
+            key_prefix: "ratelimit:".to_owned(),
+            redis_timeout_ms: 100,
+        }
+    }
 }
 
 impl GatewaySettings {
-    /// Defaults for a gateway in front of services at these URLs, on a free port.
+    /// Defaults for a gateway in front of services at these URLs, on a free
+    /// port, with rate limits off (tests that want them turn them on, with a
+    /// key prefix of their own).
     pub fn for_upstreams(menu_service_url: impl Into<String>, reservation_service_url: impl Into<String>) -> Self {
         Self {
             server_port: 0,
@@ -53,6 +136,15 @@ impl GatewaySettings {
             max_body_bytes: 1024 * 1024,
             cors_allowed_origins: "*".to_owned(),
             workers: 1,
+            redis_host: "127.0.0.1".to_owned(),
+            redis_port: 6379,
+            redis_password: String::new(),
+            redis_db: 0,
+            rate_limits: RateLimitSettings { rate_limit_enabled: false, ..RateLimitSettings::default() },
+            client_body_timeout_ms: 10_000,
+            client_body_buffer_bytes: 64 * 1024,
+            max_connections_per_worker: 10_000,
+            max_connections_per_client: 256,
         }
     }
 
@@ -68,6 +160,17 @@ impl GatewaySettings {
     /// The upstream response timeout.
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_timeout_ms)
+    }
+
+    /// The Redis URL.
+    pub fn redis_url(&self) -> String {
+        let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
+        format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
+    }
+
+    /// How long a client may take to send a request body: [`GatewaySettings::client_body_timeout_ms`].
+    pub fn client_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_body_timeout_ms)
     }
 
     /// The upstream connect timeout.

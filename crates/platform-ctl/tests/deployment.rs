@@ -65,7 +65,15 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
             assert!(accepted.contains(&variable), "{name} does not read {variable}");
         }
         let port = text(&service["environment"]["SERVER_PORT"]);
-        assert_eq!(service["ports"][0].as_str(), Some(format!("{port}:{port}").as_str()), "{name} publishes its port");
+        if name == "api-gateway" {
+            assert_eq!(
+                service["ports"][0].as_str(),
+                Some(format!("{port}:{port}").as_str()),
+                "{name} publishes its port"
+            );
+        } else {
+            assert!(service["ports"].is_null(), "{name} is reached through the gateway only");
+        }
         let health = service["healthcheck"]["test"].as_sequence().map(|test| test.iter().map(text).collect::<Vec<_>>());
         assert!(
             health.is_some_and(|test| test.iter().any(|part| part == &format!("http://127.0.0.1:{port}/ready"))),
@@ -97,6 +105,26 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
         compose["services"]["redis"]["command"].as_sequence().into_iter().flatten().map(text).collect();
     assert!(redis.windows(2).any(|pair| pair == ["--appendonly", "yes"]), "Redis without AOF: {redis:?}");
     assert!(compose["services"]["redis"]["volumes"][0].as_str().is_some_and(|volume| volume.ends_with(":/data")));
+    assert!(
+        redis.windows(2).any(|pair| pair[0] == "--requirepass" && pair[1].starts_with("${REDIS_PASSWORD:?")),
+        "Redis without a password from .env: {redis:?}"
+    );
+    for store in ["postgres", "redis"] {
+        assert!(compose["services"][store]["ports"].is_null(), "{store} is published");
+    }
+    assert_eq!(
+        text(&compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]),
+        "${POSTGRES_PASSWORD:?set it in .env}"
+    );
+    for name in ["menu-service", "reservation-service", "api-gateway"] {
+        let password = text(&compose["services"][name]["environment"]["REDIS_PASSWORD"]);
+        let password =
+            if password == "Null" { text(&compose["x-service-environment"]["REDIS_PASSWORD"]) } else { password };
+        assert_eq!(password, "${REDIS_PASSWORD:?set it in .env}", "{name} gets the Redis password");
+    }
+    let example = std::fs::read_to_string(root().join(".env.example"))?;
+    assert!(example.contains("POSTGRES_PASSWORD=") && example.contains("REDIS_PASSWORD="));
+    assert!(std::fs::read_to_string(root().join(".gitignore"))?.lines().any(|line| line == "/.env"));
     Ok(())
 }
 

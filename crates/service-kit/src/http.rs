@@ -1,19 +1,30 @@
 //! What every service's HTTP side shares: request ids, request logs and
 //! metrics, the body limit, problem+json for unknown routes, the operational
 //! endpoints, and serving until cancelled.
+//!
+//! Metric labels are bounded on purpose: a client choosing the method name
+//! (`BREW /menus`) would otherwise mint a new time series per invented
+//! method, so [`method_label`] names only the standard methods and calls
+//! the rest `other`. `/ready` says whether the service can serve, which is
+//! whether its database answers: with Redis down the outbox holds the
+//! events, so Redis is reported (in the body, a metric and a log line) but
+//! does not make the service unready, and an outage of Redis does not take
+//! every service out of its load balancer at once. The probes reuse
+//! connections (a pool query, one kept Redis connection) so that frequent
+//! probing costs no connection set-up.
 
 use crate::extract::{REQUEST_ID, header_value, request_id};
 use crate::problem::Problem;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use sqlx::PgPool;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -66,10 +77,37 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
             tracing::info!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request handled");
         }
     });
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.as_u16().to_string())];
+    let labels =
+        [("method", method_label(&method).to_owned()), ("route", route), ("status", status.as_u16().to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
     response
+}
+
+/// The values the `method` label of request metrics takes: the methods of
+/// RFC 9110 and RFC 5789, then `other` for any a client invents.
+pub const METHOD_LABELS: [&str; 10] =
+    ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"];
+
+/// Where `method` is in [`METHOD_LABELS`]: a standard method's own place, the last one otherwise.
+pub fn method_index(method: &Method) -> usize {
+    match method.as_str() {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "CONNECT" => 5,
+        "OPTIONS" => 6,
+        "TRACE" => 7,
+        "PATCH" => 8,
+        _ => 9,
+    }
+}
+
+/// The `method` label of a request metric: the standard method's name, or `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS[method_index(method)]
 }
 
 /// What `/ready` checks.
@@ -81,12 +119,55 @@ pub struct Dependencies {
     pub redis: redis::Client,
 }
 
+/// How long one check of a dependency may take.
+const CHECK_WITHIN: Duration = Duration::from_secs(2);
+
+/// The probes of `/ready`: the service's pool, and one Redis connection
+/// kept between probes (made again only after it failed).
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    dependencies: Dependencies,
+    redis: Arc<tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>>,
+    redis_was_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Readiness {
+    /// Probes of `dependencies`; no connection is made until the first probe.
+    pub fn new(dependencies: Dependencies) -> Self {
+        Self { dependencies, redis: Arc::default(), redis_was_up: Arc::new(std::sync::atomic::AtomicBool::new(true)) }
+    }
+
+    /// `SELECT 1` on a pooled connection.
+    async fn postgres_up(&self) -> bool {
+        let query = sqlx::query("SELECT 1").execute(&self.dependencies.pool);
+        matches!(tokio::time::timeout(CHECK_WITHIN, query).await, Ok(Ok(_)))
+    }
+
+    /// `PING` on the kept connection, connecting first if there is none;
+    /// a connection that failed is dropped so the next probe makes a new one.
+    async fn redis_up(&self) -> bool {
+        let mut kept = self.redis.lock().await;
+        let probe = async {
+            let connection = match kept.as_mut() {
+                Some(connection) => connection,
+                None => kept.insert(self.dependencies.redis.get_multiplexed_async_connection().await?),
+            };
+            redis::cmd("PING").query_async::<String>(connection).await
+        };
+        let up = matches!(tokio::time::timeout(CHECK_WITHIN, probe).await, Ok(Ok(_)));
+        if !up {
+            *kept = None;
+        }
+        up
+    }
+}
+
 fn operations(dependencies: Dependencies) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        .with_state(dependencies)
+        .with_state(Readiness::new(dependencies))
 }
 
 /// The process answers.
@@ -103,33 +184,36 @@ pub async fn render_metrics() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics().render()).into_response()
 }
 
-/// PostgreSQL and Redis both answer within two seconds.
+/// The service can serve: PostgreSQL answers within two seconds. Redis is
+/// reported too, but its being down leaves the service ready (the outbox
+/// holds the events meanwhile); it sets the gauge `dependency_up{dependency="redis"}`
+/// to 0 and logs a warning when it goes down.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Ready", body = Object,
-        example = json!({"status": "ready", "checks": {"postgres": "up", "redis": "up"}})),
-    (status = 503, description = "A dependency is down; `checks` says which", body = Problem,
+    (status = 200, description = "Ready; `checks` says which dependencies answer", body = Object,
+        example = json!({"status": "ready", "checks": {"postgres": "up", "redis": "down"}})),
+    (status = 503, description = "The database is unreachable", body = Problem,
         content_type = "application/problem+json"),
 ))]
-pub async fn ready(State(dependencies): State<Dependencies>) -> Response {
-    const WITHIN: Duration = Duration::from_secs(2);
-    let postgres = tokio::time::timeout(WITHIN, sqlx::query("SELECT 1").execute(&dependencies.pool)).await;
-    let postgres = matches!(postgres, Ok(Ok(_)));
-    let redis = tokio::time::timeout(WITHIN, async {
-        let mut connection = dependencies.redis.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut connection).await
-    })
-    .await;
-    let redis = matches!(redis, Ok(Ok(_)));
+pub async fn ready(State(readiness): State<Readiness>) -> Response {
+    let (postgres, redis) = tokio::join!(readiness.postgres_up(), readiness.redis_up());
+    metrics::gauge!("dependency_up", "dependency" => "postgres").set(f64::from(u8::from(postgres)));
+    metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis)));
+    let was_up = readiness.redis_was_up.swap(redis, std::sync::atomic::Ordering::Relaxed);
+    if was_up && !redis {
+        tracing::warn!("Redis does not answer; events wait in the outbox until it does");
+    } else if !was_up && redis {
+        tracing::info!("Redis answers again");
+    }
     let state = |up: bool| if up { "up" } else { "down" };
     let checks = json!({ "postgres": state(postgres), "redis": state(redis) });
-    if postgres && redis {
+    if postgres {
         axum::Json(json!({ "status": "ready", "checks": checks })).into_response()
     } else {
         let body = json!({
             "type": "about:blank",
             "title": "Service Unavailable",
             "status": 503,
-            "detail": "a dependency is unreachable",
+            "detail": "the database is unreachable",
             "checks": checks,
         });
         (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/problem+json")], axum::Json(body))
@@ -163,4 +247,39 @@ pub fn metrics() -> &'static PrometheusHandle {
 /// The listener failed.
 pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
     axum::serve(listener, router).with_graceful_shutdown(cancel.cancelled_owned()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A router finished like a service's, on a pool and a Redis that are never reached.
+    fn service() -> anyhow::Result<Router> {
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none")?;
+        let redis = redis::Client::open("redis://127.0.0.1:1")?;
+        let routes = Router::new().route("/things", axum::routing::any(|| async { "thing" }));
+        Ok(finish(routes, Dependencies { pool, redis }, 1024, utoipa::openapi::OpenApi::default()))
+    }
+
+    async fn send(router: &Router, method: &str, uri: &str) -> anyhow::Result<Response> {
+        let request = Request::builder().method(method).uri(uri).body(axum::body::Body::empty())?;
+        Ok(router.clone().oneshot(request).await?)
+    }
+
+    #[tokio::test]
+    async fn an_invented_method_is_counted_as_other_and_adds_no_series_of_its_own() -> anyhow::Result<()> {
+        metrics();
+        let router = service()?;
+        assert_eq!(send(&router, "BREW", "/things").await?.status(), StatusCode::OK);
+        assert_eq!(send(&router, "GET", "/things").await?.status(), StatusCode::OK);
+        let response = send(&router, "GET", "/metrics").await?;
+        let text = String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await?.to_vec())?;
+        let things: Vec<&str> =
+            text.lines().filter(|line| line.starts_with("http_requests_total") && line.contains("/things")).collect();
+        assert!(things.iter().any(|line| line.contains(r#"method="other""#)), "{things:?}");
+        assert!(things.iter().any(|line| line.contains(r#"method="GET""#)), "{things:?}");
+        assert!(!text.contains("BREW"), "an invented method became a label:\n{text}");
+        Ok(())
+    }
 }

@@ -92,19 +92,23 @@ async fn bodies_over_the_limit_are_413_and_never_reach_the_service() -> TestResu
 }
 
 #[tokio::test]
-async fn ready_reports_each_service_and_is_503_while_one_is_down() -> TestResult {
+async fn ready_is_the_gateways_own_while_status_reports_each_service() -> TestResult {
     let (up, down) = (echo("menus").await?, closed_port_url().await?);
     let gateway = spawn_gateway(GatewaySettings::for_upstreams(&up.url, &down)).await?;
-    let (status, body) = problem(gateway.get("/ready").await?).await?;
-    assert_eq!(status, 503);
+    let ready = gateway.get("/ready").await?;
+    assert_eq!(ready.status(), 200, "a service down does not make the gateway unready");
+    assert_eq!(ready.json::<serde_json::Value>().await?["status"], "ready");
+    let status = gateway.get("/status").await?;
+    assert_eq!(status.status(), 200);
+    let body: serde_json::Value = status.json().await?;
+    assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["services"]["menu-service"]["status"], "up");
     assert_eq!(body["services"]["reservation-service"]["status"], "down");
     assert_eq!(body["services"]["reservation-service"]["detail"], "unreachable");
 
     let other = echo("reservations").await?;
     let gateway = spawn_gateway(GatewaySettings::for_upstreams(&up.url, &other.url)).await?;
-    let ready = gateway.get_json("/ready").await?;
-    assert_eq!(ready["status"], "ready");
+    assert_eq!(gateway.get_json("/status").await?["status"], "ok");
     assert_eq!(gateway.get_json("/health").await?["status"], "ok");
     Ok(())
 }

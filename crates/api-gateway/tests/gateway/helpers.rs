@@ -115,3 +115,8 @@ pub async fn problem(response: reqwest::Response) -> anyhow::Result<(u16, Value)
     let body: Bytes = response.bytes().await?;
     Ok((status, serde_json::from_slice(&body)?))
 }
+
+/// The port `running` listens on.
+pub fn port_of(running: &Running) -> u16 {
+    running.base.rsplit(':').next().and_then(|port| port.parse().ok()).unwrap_or_default()
+}

@@ -1,9 +1,11 @@
 //! Black-box tests of the gateway on port 0, in front of small test servers
 //! and the real services.
 
+mod admission;
 mod connections;
 mod failures;
 mod helpers;
 mod platform;
+mod rate_limits;
 mod routing;
 mod streaming;

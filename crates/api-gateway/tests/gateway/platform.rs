@@ -86,8 +86,8 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
         assert!(document["components"]["schemas"].get(schema).is_some(), "{schema} missing");
     }
     assert!(document.get("x-unavailable-services").is_none());
-    let ready = gateway.get_json("/ready").await?;
-    assert_eq!(ready["services"]["reservation-service"]["status"], "up");
+    let status = gateway.get_json("/status").await?;
+    assert_eq!(status["services"]["reservation-service"]["status"], "up");
 
     let docs = gateway.get("/docs/").await?;
     assert_eq!(docs.status(), 200);
@@ -113,5 +113,23 @@ async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
     assert!(output.status.success(), "test-events.sh failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
     assert_eq!(stdout.matches("    ok:").count(), 13, "every check ran:\n{stdout}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_with_redis_unreachable_stays_ready_and_says_redis_is_down() -> TestResult {
+    let db = TestDb::new().await?;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let settings = Settings { redis_port: closed, ..service_settings(&db, &testkit::unique("test-")) };
+    let menu = menu_service::Application::build(&settings).await?;
+    let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
+    for _ in 0..2 {
+        let ready = menu.get("/ready").await?;
+        assert_eq!(ready.status(), 200, "Redis down does not make the service unready");
+        let body: serde_json::Value = ready.json().await?;
+        assert_eq!(body["checks"], json!({"postgres": "up", "redis": "down"}), "{body}");
+    }
+    let metrics = menu.get("/metrics").await?.text().await?;
+    assert!(metrics.contains("dependency_up{dependency=\"redis\"} 0"), "{metrics}");
     Ok(())
 }

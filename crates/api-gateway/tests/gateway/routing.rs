@@ -152,3 +152,22 @@ async fn metrics_count_requests_per_route_and_status_with_latency_histograms() -
     assert!(metrics.contains(r#"gateway_request_duration_seconds_bucket{route="/api/v1/reservations",le="0.005"}"#));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_invented_method_is_counted_as_other_and_adds_no_series_of_its_own() -> TestResult {
+    let upstream = echo("menus").await?;
+    let gateway = spawn_gateway(crate::helpers::settings_for(&upstream.url)).await?;
+    let brew = reqwest::Method::from_bytes(b"BREW")?;
+    for path in ["/api/v1/menus/teapot", "/health"] {
+        gateway.client.request(brew.clone(), gateway.url(path)).send().await?;
+    }
+    let metrics = gateway.get("/metrics").await?.text().await?;
+    assert!(!metrics.contains("BREW"), "an invented method became a label:\n{metrics}");
+    assert!(
+        metrics.lines().any(|line| line.starts_with("gateway_requests_total")
+            && line.contains(r#"route="/api/v1/menus""#)
+            && line.contains(r#"method="other""#)),
+        "{metrics}"
+    );
+    Ok(())
+}

@@ -1,0 +1,552 @@
+//! Rate limits: a GCRA budget per client and route class, shared by every
+//! gateway instance through Redis.
+//!
+//! A client is its verified token subject when it has one, else its address
+//! ([`client_key`]); a route class is bookings (`POST /api/v1/reservations`,
+//! tight: each one holds seats), other writes, or reads ([`RouteClass`]).
+//! Each (class, client) pair is one Redis key holding its GCRA "theoretical
+//! arrival time"; one Lua script ([`SCRIPT`]) reads it, decides on Redis's
+//! own clock (`TIME`, so instances with skewed clocks agree), moves it and
+//! sets its expiry to the moment the budget is whole again (`PEXPIRE`):
+//! a client that stops sending leaves no key behind.
+//!
+//! The script is called with `EVALSHA` (loaded on the first `NOSCRIPT`) on a
+//! multiplexed connection each worker keeps for itself, with a short
+//! response timeout. When Redis does not answer in time, is unreachable, or
+//! the connection broke, the decision is taken by a local limiter instead
+//! (governor, the same quotas, per gateway instance), counted in
+//! `gateway_rate_limit_fallback_total` and logged at most once every ten
+//! seconds per worker; the connection is made again in the background, at
+//! most once a second, so no request waits on a reconnect. The local
+//! limiter's memory stays bounded under a flood of distinct clients: idle
+//! keys are dropped every ten seconds (`retain_recent`), and past
+//! [`LOCAL_MAX_CLIENTS`] clients per class between two sweeps, new ones
+//! share one budget.
+//!
+//! Responses carry the IETF draft structured headers
+//! (draft-ietf-httpapi-ratelimit-headers-08 and later):
+//! `RateLimit-Policy: "<class>";q=<requests>;w=<window seconds>` and
+//! `RateLimit: "<class>";r=<remaining>;t=<seconds until the budget is whole>`;
+//! a refusal is a 429 problem with `Retry-After` too.
+
+use crate::settings::{GatewaySettings, RateLimitSettings};
+use anyhow::Context;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter as Gcra};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use service_kit::Problem;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+/// The window the quotas are expressed in (`w` of `RateLimit-Policy`).
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// How often the local limiter drops the clients whose budget is whole again.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Clients one class of the local limiter tracks at most between two sweeps;
+/// past that, new clients share the budget of [`OVERFLOW_CLIENT`].
+pub const LOCAL_MAX_CLIENTS: usize = 100_000;
+
+/// The one client all clients past [`LOCAL_MAX_CLIENTS`] are counted as.
+const OVERFLOW_CLIENT: &str = "overflow";
+
+/// How often a broken Redis connection is made again, at most.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a worker logs that it decides locally, at most.
+const LOG_FALLBACK_EVERY: Duration = Duration::from_secs(10);
+
+/// The GCRA step in Redis. `KEYS[1]`: the budget of one client in one class;
+/// `ARGV[1]`: the emission interval (microseconds between two requests at
+/// the sustained rate); `ARGV[2]`: the burst. Returns `{allowed (0/1),
+/// remaining, microseconds until the budget is whole, microseconds until the
+/// next request is allowed}`.
+pub const SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * (tonumber(ARGV[2]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - now > tolerance then
+  return {0, 0, tat - now, tat - now - tolerance}
+end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', tat))
+redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000))
+return {1, math.floor((tolerance - (tat - now)) / interval) + 1, tat - now, 0}
+";
+
+/// `RateLimit-Policy`.
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`.
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The budgets requests are counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// `POST /api/v1/reservations`: each booking holds seats.
+    Booking,
+    /// Any other method but GET, HEAD and OPTIONS.
+    Write,
+    /// GET, HEAD and OPTIONS.
+    Read,
+}
+
+impl RouteClass {
+    /// The class of a request with `method` on `path`.
+    pub fn of(method: &Method, path: &str) -> Self {
+        if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+            Self::Read
+        } else if method == Method::POST && path.trim_end_matches('/') == "/api/v1/reservations" {
+            Self::Booking
+        } else {
+            Self::Write
+        }
+    }
+
+    /// Its name in headers, keys and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Booking => "booking",
+            Self::Write => "write",
+            Self::Read => "read",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Booking => 0,
+            Self::Write => 1,
+            Self::Read => 2,
+        }
+    }
+}
+
+/// Who a request is counted for: `sub:<subject>` for a verified token
+/// subject, else `ip:<address>`. The prefixes keep a subject that looks like
+/// an address from sharing that address's budget.
+pub fn client_key(subject: Option<&str>, address: IpAddr) -> String {
+    match subject {
+        Some(subject) => format!("sub:{subject}"),
+        None => format!("ip:{address}"),
+    }
+}
+
+/// One class's quota.
+#[derive(Debug)]
+struct Policy {
+    class: RouteClass,
+    burst: u32,
+    /// Microseconds between two requests at the sustained rate.
+    interval_micros: u64,
+    /// `RateLimit-Policy`, written once.
+    header: HeaderValue,
+}
+
+impl Policy {
+    fn new(class: RouteClass, per_minute: u32, burst: u32) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            per_minute > 0 && burst > 0,
+            "the {} rate limit needs a rate and a burst above 0",
+            class.name()
+        );
+        let interval_micros = u64::try_from(WINDOW.as_micros()).unwrap_or(u64::MAX) / u64::from(per_minute);
+        let header = HeaderValue::try_from(format!("\"{}\";q={per_minute};w={}", class.name(), WINDOW.as_secs()))?;
+        Ok(Self { class, burst, interval_micros: interval_micros.max(1), header })
+    }
+
+    fn quota(&self) -> anyhow::Result<Quota> {
+        let burst = NonZeroU32::new(self.burst).context("a burst of 0")?;
+        let quota = Quota::with_period(Duration::from_micros(self.interval_micros)).context("an interval of 0")?;
+        Ok(quota.allow_burst(burst))
+    }
+}
+
+/// Where a decision was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The shared budget in Redis.
+    Redis,
+    /// This instance's local limiter, Redis being unavailable.
+    Local,
+}
+
+/// Whether one request may pass, and what its headers say.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The request may pass.
+    pub allowed: bool,
+    /// Requests the client may still send at once.
+    pub remaining: u32,
+    /// Until the client's budget is whole again.
+    pub reset: Duration,
+    /// Until the next request is allowed (zero when this one was).
+    pub retry_after: Duration,
+    /// Who decided.
+    pub source: Source,
+    class: RouteClass,
+    policy: HeaderValue,
+}
+
+impl Decision {
+    /// Adds `RateLimit-Policy` and `RateLimit` to `headers`.
+    pub fn decorate(&self, headers: &mut HeaderMap) {
+        headers.insert(RATELIMIT_POLICY.clone(), self.policy.clone());
+        let state = format!("\"{}\";r={};t={}", self.class.name(), self.remaining, whole_seconds(self.reset));
+        if let Ok(value) = HeaderValue::try_from(state) {
+            headers.insert(RATELIMIT.clone(), value);
+        }
+    }
+
+    /// The 429 problem of a refused request, with `Retry-After` and both rate-limit headers.
+    pub fn refusal(&self) -> axum::response::Response {
+        let seconds = whole_seconds(self.retry_after).max(1);
+        let what = match self.class {
+            RouteClass::Booking => "bookings",
+            RouteClass::Write => "changes",
+            RouteClass::Read => "requests",
+        };
+        let problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many {what} from this client; retry in {seconds} s"),
+        )
+        .with_retry_after(u32::try_from(seconds).unwrap_or(u32::MAX));
+        let mut response = axum::response::IntoResponse::into_response(problem);
+        self.decorate(response.headers_mut());
+        response
+    }
+}
+
+/// Seconds, rounded up.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_micros().div_ceil(1_000_000).try_into().unwrap_or(u64::MAX)
+}
+
+type LocalGcra = Gcra<String, DashMapStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// The local limiters of one gateway instance, one per class, shared by its workers.
+#[derive(Debug)]
+pub struct LocalLimits {
+    limiters: [LocalGcra; 3],
+}
+
+impl LocalLimits {
+    /// Local limiters with the quotas of `settings`, swept every ten seconds
+    /// by a task on the current runtime for as long as they are in use.
+    ///
+    /// # Errors
+    /// A rate or burst is 0.
+    pub fn new(settings: &RateLimitSettings) -> anyhow::Result<Arc<Self>> {
+        let [booking, write, read] = policies(settings)?;
+        let limiter = |policy: &Policy| policy.quota().map(|quota| Gcra::dashmap(quota).with_middleware());
+        let limits = Arc::new(Self { limiters: [limiter(&booking)?, limiter(&write)?, limiter(&read)?] });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep(Arc::downgrade(&limits)));
+        }
+        Ok(limits)
+    }
+
+    /// Clients tracked, over all classes.
+    pub fn len(&self) -> usize {
+        self.limiters.iter().map(LocalGcra::len).sum()
+    }
+
+    /// Whether no client is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the clients whose budget is whole again.
+    pub fn sweep(&self) {
+        for limiter in &self.limiters {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    fn decide(&self, policy: &Policy, client: &str) -> Decision {
+        let limiter = &self.limiters[policy.class.index()];
+        let key = if limiter.len() >= LOCAL_MAX_CLIENTS { OVERFLOW_CLIENT } else { client };
+        let interval = Duration::from_micros(policy.interval_micros);
+        let (allowed, remaining, reset, retry_after) = match limiter.check_key(&key.to_owned()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                (true, remaining, interval * policy.burst.saturating_sub(remaining), Duration::ZERO)
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                (false, 0, wait + interval * policy.burst.saturating_sub(1), wait)
+            }
+        };
+        Decision {
+            allowed,
+            remaining,
+            reset,
+            retry_after,
+            source: Source::Local,
+            class: policy.class,
+            policy: policy.header.clone(),
+        }
+    }
+}
+
+async fn sweep(limits: Weak<LocalLimits>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(limits) = limits.upgrade() else { return };
+        limits.sweep();
+    }
+}
+
+fn policies(settings: &RateLimitSettings) -> anyhow::Result<[Policy; 3]> {
+    Ok([
+        Policy::new(RouteClass::Booking, settings.booking_per_minute, settings.booking_burst)?,
+        Policy::new(RouteClass::Write, settings.write_per_minute, settings.write_burst)?,
+        Policy::new(RouteClass::Read, settings.read_per_minute, settings.read_burst)?,
+    ])
+}
+
+/// One worker's rate limiter: the shared budgets through its own Redis
+/// connection, the instance's local limiters when Redis is unavailable.
+#[derive(Debug)]
+pub struct RateLimiter {
+    policies: [Policy; 3],
+    local: Arc<LocalLimits>,
+    redis: Arc<RedisLink>,
+    prefix: String,
+    timeout: Duration,
+    started: Instant,
+    /// Milliseconds after `started` of the last log of a local decision.
+    logged_fallback: AtomicU64,
+}
+
+impl RateLimiter {
+    /// A limiter with the quotas and Redis of `settings`, deciding locally
+    /// with `local` while Redis is unavailable. Starts connecting to Redis
+    /// in the background.
+    ///
+    /// # Errors
+    /// A rate or burst is 0, or the Redis settings do not make a URL.
+    pub fn new(settings: &GatewaySettings, local: Arc<LocalLimits>) -> anyhow::Result<Self> {
+        let limits = &settings.rate_limits;
+        let timeout = Duration::from_millis(limits.redis_timeout_ms);
+        let client = redis::Client::open(settings.redis_url()).context("parsing the Redis settings")?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(timeout));
+        let redis = Arc::new(RedisLink { client, config, state: Mutex::new(LinkState::default()) });
+        redis.connection();
+        Ok(Self {
+            policies: policies(limits)?,
+            local,
+            redis,
+            prefix: limits.key_prefix.clone(),
+            timeout,
+            started: Instant::now(),
+            logged_fallback: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts one request of `client` ([`client_key`]) in `class` and says
+    /// whether it may pass: by the shared budget in Redis, or the local one
+    /// when Redis does not answer within the timeout.
+    pub async fn check(&self, class: RouteClass, client: &str) -> Decision {
+        let policy = &self.policies[class.index()];
+        if let Some(link) = self.redis.connection() {
+            let key = format!("{}{}:{client}", self.prefix, class.name());
+            let answer = tokio::time::timeout(self.timeout, link.run(&key, policy)).await;
+            match answer.as_ref().map(|answer| answer.as_ref().map(Vec::as_slice)) {
+                Ok(Ok(&[allowed, remaining, reset, retry_after])) => {
+                    let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
+                    return Decision {
+                        allowed: allowed == 1,
+                        remaining: u32::try_from(remaining).unwrap_or(0),
+                        reset: micros(reset),
+                        retry_after: micros(retry_after),
+                        source: Source::Redis,
+                        class,
+                        policy: policy.header.clone(),
+                    };
+                }
+                Ok(Ok(other)) => self.log_fallback(&format!("the script answered {other:?}")),
+                Ok(Err(error)) => {
+                    if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+                        self.redis.broken();
+                    }
+                    self.log_fallback(&error.to_string());
+                }
+                Err(_) => self.log_fallback("no answer in time"),
+            }
+        } else {
+            self.log_fallback("not connected");
+        }
+        metrics::counter!("gateway_rate_limit_fallback_total", "class" => class.name()).increment(1);
+        self.local.decide(policy, client)
+    }
+
+    /// `up` while this worker has a Redis connection, else `down`.
+    pub fn redis_state(&self) -> &'static str {
+        if self.redis.is_connected() { "up" } else { "down" }
+    }
+
+    fn log_fallback(&self, why: &str) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.logged_fallback.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= u64::try_from(LOG_FALLBACK_EVERY.as_millis()).unwrap_or(0);
+        if due && self.logged_fallback.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(why, "Redis is unavailable for rate limits; deciding with the local limiter");
+        }
+    }
+}
+
+/// A connection with the script loaded on it.
+#[derive(Debug, Clone)]
+struct Connected {
+    connection: MultiplexedConnection,
+    /// The script's SHA1, as `SCRIPT LOAD` answered.
+    sha: Arc<str>,
+}
+
+impl Connected {
+    /// `EVALSHA` of the script on `key` with `policy`'s quota; after a
+    /// `NOSCRIPT` (Redis restarted, or `SCRIPT FLUSH`) the script is loaded
+    /// again and run once more.
+    async fn run(mut self, key: &str, policy: &Policy) -> redis::RedisResult<Vec<i64>> {
+        let evalsha = |sha: &str| {
+            redis::cmd("EVALSHA").arg(sha).arg(1).arg(key).arg(policy.interval_micros).arg(policy.burst).clone()
+        };
+        match evalsha(&self.sha).query_async(&mut self.connection).await {
+            Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let sha = load(&mut self.connection).await?;
+                evalsha(&sha).query_async(&mut self.connection).await
+            }
+            answered => answered,
+        }
+    }
+}
+
+/// `SCRIPT LOAD` of [`SCRIPT`]: its SHA1.
+async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Arc<str>> {
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT).query_async(connection).await?;
+    Ok(sha.into())
+}
+
+/// A worker's connection to Redis, made again in the background after it broke.
+#[derive(Debug)]
+struct RedisLink {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    state: Mutex<LinkState>,
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    connection: Option<Connected>,
+    connecting: bool,
+    last_attempt: Option<Instant>,
+}
+
+impl RedisLink {
+    /// The connection if there is one; if not, starts making one (at most
+    /// once a second) and returns `None` at once.
+    fn connection(self: &Arc<Self>) -> Option<Connected> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(connection) = &state.connection {
+            return Some(connection.clone());
+        }
+        let due = state.last_attempt.is_none_or(|last| last.elapsed() >= RECONNECT_EVERY);
+        if !state.connecting
+            && due
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            state.connecting = true;
+            state.last_attempt = Some(Instant::now());
+            let link = self.clone();
+            runtime.spawn(async move {
+                let made = async {
+                    let mut connection = link.client.get_multiplexed_async_connection_with_config(&link.config).await?;
+                    let sha = load(&mut connection).await?;
+                    redis::RedisResult::Ok(Connected { connection, sha })
+                }
+                .await;
+                let mut state = link.state.lock().unwrap_or_else(PoisonError::into_inner);
+                state.connecting = false;
+                match made {
+                    Ok(connection) => {
+                        tracing::info!("connected to Redis for rate limits");
+                        state.connection = Some(connection);
+                    }
+                    Err(error) => tracing::debug!(%error, "connecting to Redis for rate limits failed"),
+                }
+            });
+        }
+        None
+    }
+
+    fn broken(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).connection = None;
+    }
+
+    fn is_connected(&self) -> bool {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).connection.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookings_are_their_own_class_and_other_methods_are_writes_or_reads() {
+        let class = |method: Method, path| RouteClass::of(&method, path);
+        assert_eq!(class(Method::POST, "/api/v1/reservations"), RouteClass::Booking);
+        assert_eq!(class(Method::POST, "/api/v1/reservations/"), RouteClass::Booking);
+        assert_eq!(class(Method::PATCH, "/api/v1/reservations/7/confirm"), RouteClass::Write);
+        assert_eq!(class(Method::POST, "/api/v1/menus"), RouteClass::Write);
+        assert_eq!(class(Method::GET, "/api/v1/reservations"), RouteClass::Read);
+        assert_eq!(class(Method::HEAD, "/api/v1/menus/1"), RouteClass::Read);
+    }
+
+    #[test]
+    fn a_client_is_its_subject_when_it_has_one_and_its_address_otherwise() {
+        let address = IpAddr::from([203, 0, 113, 7]);
+        assert_eq!(client_key(Some("user-1"), address), "sub:user-1");
+        assert_eq!(client_key(None, address), "ip:203.0.113.7");
+        assert_ne!(client_key(Some("203.0.113.7"), address), client_key(None, address));
+    }
+
+    #[tokio::test]
+    async fn the_local_limiter_forgets_clients_whose_budget_is_whole_again() -> anyhow::Result<()> {
+        let settings = RateLimitSettings { read_per_minute: 60_000, read_burst: 1, ..RateLimitSettings::default() };
+        let local = LocalLimits::new(&settings)?;
+        let [_, _, read] = policies(&settings)?;
+        for client in 0..1000 {
+            assert!(local.decide(&read, &format!("ip:{client}")).allowed);
+        }
+        assert_eq!(local.len(), 1000);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        local.sweep();
+        assert!(local.is_empty(), "{} clients still tracked", local.len());
+        Ok(())
+    }
+
+    #[test]
+    fn the_policy_header_names_the_class_quota_and_window() -> anyhow::Result<()> {
+        let policy = Policy::new(RouteClass::Booking, 10, 5)?;
+        assert_eq!(policy.header, "\"booking\";q=10;w=60");
+        assert_eq!(policy.interval_micros, 6_000_000);
+        Ok(())
+    }
+}
