@@ -22,12 +22,14 @@ use tracing::Instrument;
 /// Wraps a service's routes with the operational endpoints, the OpenAPI
 /// document (`/api-docs/openapi.json`, completed by
 /// [`crate::openapi::complete`]) with Swagger UI at `/docs`, and the layers
-/// every service has.
+/// every service has, among them the `verifier` the auth extractors
+/// ([`crate::auth::Staff`], [`crate::auth::Credential`]) check tokens with.
 pub fn finish(
     routes: Router,
     dependencies: Dependencies,
     max_body_bytes: usize,
     api: utoipa::openapi::OpenApi,
+    verifier: crate::auth::Verifier,
 ) -> Router {
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api-docs/openapi.json", crate::openapi::complete(api));
     routes
@@ -38,6 +40,7 @@ pub fn finish(
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(verifier))
         .layer(axum::middleware::from_fn(observe))
 }
 

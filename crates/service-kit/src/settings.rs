@@ -85,13 +85,17 @@ pub struct Settings {
     /// applied: a redelivery within this window is recognised and skipped.
     #[arg(long, env = "INBOX_RETENTION_HOURS", default_value_t = 168)]
     pub inbox_retention_hours: u64,
+    /// How staff tokens are verified (`AUTH_*`).
+    #[command(flatten)]
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl Settings {
     /// Settings for an instance on this machine's PostgreSQL (user and
     /// password `postgres`) and Redis, in `database` and `schema`, with
-    /// streams under `stream_prefix`, listening on a free port: what tests
-    /// and benchmarks start.
+    /// streams under `stream_prefix`, listening on a free port, trusting the
+    /// tokens of `testkit::auth::TestKeys::shared()`
+    /// ([`crate::auth::AuthSettings::for_tests`]): what tests and benchmarks start.
     pub fn ephemeral(database: &str, schema: &str, stream_prefix: &str) -> Self {
         Self {
             db_host: "127.0.0.1".to_owned(),
@@ -118,6 +122,7 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             shutdown_grace_seconds: 10,
             inbox_retention_hours: 168,
+            auth: crate::auth::AuthSettings::for_tests(),
         }
     }
 
