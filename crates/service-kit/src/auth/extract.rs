@@ -32,11 +32,11 @@ impl Credential {
     /// The staff identity, if it carries `scope`.
     ///
     /// # Errors
-    /// 403 (`insufficient_scope`) for a staff token without the scope or a guest capability.
-    pub fn require(&self, scope: Scope) -> Result<&Identity, Problem> {
+    /// [`MissingScope`] (a 403) for a staff token without the scope, or a guest capability.
+    pub fn require(&self, scope: Scope) -> Result<&Identity, MissingScope> {
         match self {
             Self::Staff(identity) if identity.has(scope) => Ok(identity),
-            _ => Err(insufficient_scope(scope)),
+            _ => Err(MissingScope(scope)),
         }
     }
 }
@@ -57,6 +57,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Credential {
             return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "authentication is not set up"));
         };
         verifier.verify(token).await.map(Self::Staff).map_err(|error| invalid_token(&error))
+    }
+}
+
+/// The caller's token lacks the scope an operation needs. HTTP 403 with
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="…"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this operation needs a staff token with scope {0}")]
+pub struct MissingScope(pub Scope);
+
+impl From<MissingScope> for Problem {
+    fn from(missing: MissingScope) -> Self {
+        insufficient_scope(missing.0)
+    }
+}
+
+impl axum::response::IntoResponse for MissingScope {
+    fn into_response(self) -> axum::response::Response {
+        Problem::from(self).into_response()
     }
 }
 
@@ -98,7 +116,7 @@ impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Staff<S> {
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let credential = Credential::from_request_parts(parts, state).await?;
-        let identity = credential.require(S::SCOPE)?.clone();
+        let identity = credential.require(S::SCOPE).map_err(Problem::from)?.clone();
         Ok(Self { identity, scope: PhantomData })
     }
 }
@@ -128,7 +146,7 @@ fn invalid_token_because(description: &str) -> Problem {
 /// 403 for a token without `scope`.
 pub fn insufficient_scope(scope: Scope) -> Problem {
     let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
-    let problem = Problem::new(StatusCode::FORBIDDEN, format!("this operation needs a staff token with scope {scope}"));
+    let problem = Problem::new(StatusCode::FORBIDDEN, MissingScope(scope).to_string());
     match HeaderValue::try_from(challenge) {
         Ok(value) => problem.with_header(header::WWW_AUTHENTICATE, value),
         Err(_) => problem,

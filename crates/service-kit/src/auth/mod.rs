@@ -27,7 +27,9 @@ mod jwks;
 #[cfg(test)]
 mod tests;
 
-pub use extract::{Credential, RequiredScope, Staff, insufficient_scope, invalid_token, missing_token, scopes};
+pub use extract::{
+    Credential, MissingScope, RequiredScope, Staff, insufficient_scope, invalid_token, missing_token, scopes,
+};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
