@@ -12,6 +12,7 @@
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod manage_token;
 pub mod menu_view;
 pub mod service;
 pub mod store;
@@ -118,11 +119,13 @@ impl Application {
             Inboxed::new(inbox.clone(), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
+        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
+            verifier,
         );
         Ok(Self {
             listener,

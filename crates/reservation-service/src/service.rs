@@ -5,6 +5,7 @@
 
 use crate::domain::{Booking, BookingPolicy, DomainError, Reservation};
 use crate::error::Error;
+use crate::manage_token::ManageToken;
 use crate::{menu_view, store};
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, Metadata, Outbox, ReservationEvent, ReservationId};
@@ -38,7 +39,8 @@ impl Reservations {
         &self.policy
     }
 
-    /// Books a pending reservation and publishes `ReservationCreated`.
+    /// Books a pending reservation and publishes `ReservationCreated`; the
+    /// booking's [`ManageToken`] is returned with it, and only its hash stored.
     ///
     /// Capacity is decided in PostgreSQL under the seat locks of the
     /// reservation's time ([`store::lock_seats`]), so no two bookings that
@@ -48,7 +50,7 @@ impl Reservations {
     /// The domain refuses the booking, a pre-ordered item cannot be served,
     /// the seats are taken, or the database failed.
     #[tracing::instrument(skip_all)]
-    pub async fn book(&self, booking: Booking, correlation_id: &str) -> Result<Reservation, Error> {
+    pub async fn book(&self, booking: Booking, correlation_id: &str) -> Result<(Reservation, ManageToken), Error> {
         let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
         // The seat count must see every booking committed by whoever held the
         // seat locks before this one: each statement needs a snapshot of its
@@ -75,11 +77,12 @@ impl Reservations {
         }
         let event =
             DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
-        store::insert(&mut tx, &reservation).await?;
+        let manage_token = ManageToken::generate();
+        store::insert(&mut tx, &reservation, &manage_token.hash()).await?;
         self.outbox.append(&mut tx, &[event]).await?;
         self.outbox.commit(tx).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
-        Ok(reservation)
+        Ok((reservation, manage_token))
     }
 
     /// Applies `command` to reservation `id`. If it yields an event, the
