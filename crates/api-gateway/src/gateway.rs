@@ -1,6 +1,7 @@
 //! The gateway's request path: proxied routes go straight to [`Proxy`];
 //! everything else to the operational router.
 
+use crate::auth::Screen;
 use crate::body::GatewayBody;
 use crate::cors::Cors;
 use crate::proxy::{Peer, Proxy, REQUEST_ID};
@@ -20,13 +21,15 @@ pub struct Gateway {
     proxy: Proxy,
     operations: axum::Router,
     cors: Cors,
+    screen: Screen,
 }
 
 impl Gateway {
-    /// A gateway forwarding `routes` through `proxy`, answering the rest
-    /// with `operations`, and applying `cors` to everything.
-    pub fn new(routes: Routes, proxy: Proxy, operations: axum::Router, cors: Cors) -> Self {
-        Self { routes, proxy, operations, cors }
+    /// A gateway forwarding `routes` through `proxy` once `screen` let them
+    /// through ([`crate::auth`]), answering the rest with `operations`, and
+    /// applying `cors` to everything.
+    pub fn new(routes: Routes, proxy: Proxy, operations: axum::Router, cors: Cors, screen: Screen) -> Self {
+        Self { routes, proxy, operations, cors, screen }
     }
 
     /// Answers one request. Never fails: upstream failures become problems.
@@ -46,7 +49,7 @@ impl Gateway {
         response
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
+    async fn route(&self, mut request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let Some(route) = self.routes.find(request.uri().path()) else {
             let response: Result<_, Infallible> = self.operations.clone().oneshot(request).await;
             return match response {
@@ -56,6 +59,16 @@ impl Gateway {
         };
         let started = Instant::now();
         let request_id = service_kit::extract::request_id_header(request.headers());
+        // The caller (a verified subject, a guest, or anonymous) is what per-client limits key on.
+        let _caller = match self.screen.screen(request.headers_mut()).await {
+            Ok(caller) => caller,
+            Err(problem) => {
+                let mut response = problem.into_response().map(GatewayBody::Local);
+                response.headers_mut().insert(REQUEST_ID.clone(), request_id);
+                route.metrics.record(response.status(), started.elapsed().as_secs_f64());
+                return response;
+            }
+        };
         let response = match self.proxy.forward(route, request, peer, &request_id).await {
             Ok(response) => response,
             Err(error) => {

@@ -9,12 +9,16 @@
 //! when it cannot be reached, 504 when it is too slow, 502 when it breaks the
 //! exchange; bodies over the limit get 413 and unknown paths 404.
 //!
+//! Before forwarding, [`auth`] drops the identity and forwarding headers a
+//! client sent and turns away a bearer JWT that does not verify (401).
+//!
 //! The gateway's own endpoints ([`operations`]) are `/health`, `/ready`
 //! (every upstream's), `/metrics`, `/api-docs/openapi.json` (all services'
 //! documents merged) and Swagger UI at `/docs`.
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod body;
 pub mod connections;
 pub mod cors;
@@ -44,7 +48,8 @@ impl Application {
     /// Parses the routes and binds the listener. Upstreams need not be up.
     ///
     /// # Errors
-    /// An upstream URL or CORS origin is invalid, or the port is taken.
+    /// An upstream URL or CORS origin is invalid, no key to verify staff
+    /// tokens with is configured (or it is unreadable), or the port is taken.
     pub async fn build(settings: &GatewaySettings) -> anyhow::Result<Self> {
         service_kit::http::metrics();
         let gateway = Arc::new(worker(settings)?);
@@ -104,5 +109,6 @@ fn worker(settings: &GatewaySettings) -> anyhow::Result<gateway::Gateway> {
     let proxy = proxy::Proxy::new(settings.upstream_timeout(), settings.max_body_bytes);
     let cors = cors::Cors::parse(&settings.cors_allowed_origins)?;
     let operations = operations::router(&routes);
-    Ok(gateway::Gateway::new(routes, proxy, operations, cors))
+    let screen = auth::Screen::new(service_kit::auth::Verifier::from_settings(&settings.auth)?);
+    Ok(gateway::Gateway::new(routes, proxy, operations, cors, screen))
 }

@@ -38,10 +38,14 @@ pub struct GatewaySettings {
     /// only when the gateway has CPUs the services do not need.
     #[arg(long, env = "GATEWAY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// How staff tokens are verified (`AUTH_*`, as for the services).
+    #[command(flatten)]
+    pub auth: service_kit::auth::AuthSettings,
 }
 
 impl GatewaySettings {
-    /// Defaults for a gateway in front of services at these URLs, on a free port.
+    /// Defaults for a gateway in front of services at these URLs, on a free
+    /// port, trusting the test key as `Settings::ephemeral` does (tests, benchmarks).
     pub fn for_upstreams(menu_service_url: impl Into<String>, reservation_service_url: impl Into<String>) -> Self {
         Self {
             server_port: 0,
@@ -53,6 +57,7 @@ impl GatewaySettings {
             max_body_bytes: 1024 * 1024,
             cors_allowed_origins: "*".to_owned(),
             workers: 1,
+            auth: service_kit::auth::AuthSettings::for_tests(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Black-box tests of the gateway on port 0, in front of small test servers
 //! and the real services.
 
+mod auth;
 mod connections;
 mod failures;
 mod helpers;
