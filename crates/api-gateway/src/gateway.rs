@@ -3,6 +3,7 @@
 //! operational router.
 
 use crate::admission::ConnectionLimits;
+use crate::auth::Screen;
 use crate::body::GatewayBody;
 use crate::cors::Cors;
 use crate::proxy::{Peer, Proxy, REQUEST_ID};
@@ -26,14 +27,16 @@ pub struct Gateway {
     cors: Cors,
     rate_limits: Option<Arc<RateLimiter>>,
     connections: Arc<ConnectionLimits>,
+    screen: Screen,
 }
 
 impl Gateway {
-    /// A gateway forwarding `routes` through `proxy`, answering the rest
-    /// with `operations`, and applying `cors` to everything.
-    pub fn new(routes: Routes, proxy: Proxy, operations: axum::Router, cors: Cors) -> Self {
+    /// A gateway forwarding `routes` through `proxy` once `screen` let them
+    /// through ([`crate::auth`]), answering the rest with `operations`, and
+    /// applying `cors` to everything.
+    pub fn new(routes: Routes, proxy: Proxy, operations: axum::Router, cors: Cors, screen: Screen) -> Self {
         let connections = ConnectionLimits::new(usize::MAX, usize::MAX);
-        Self { routes, proxy, operations, cors, rate_limits: None, connections }
+        Self { routes, proxy, operations, cors, rate_limits: None, connections, screen }
     }
 
     /// The same gateway, rate limiting proxied requests with `limiter`.
@@ -70,7 +73,7 @@ impl Gateway {
         response
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
+    async fn route(&self, mut request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let Some(route) = self.routes.find(request.uri().path()) else {
             let response: Result<_, Infallible> = self.operations.clone().oneshot(request).await;
             return match response {
@@ -81,11 +84,20 @@ impl Gateway {
         let started = Instant::now();
         let request_id = service_kit::extract::request_id_header(request.headers());
         let method = request.method().clone();
+        // The caller (a verified subject, a guest, or anonymous) is what per-client limits key on.
+        let caller = match self.screen.screen(request.headers_mut()).await {
+            Ok(caller) => caller,
+            Err(problem) => {
+                let mut response = problem.into_response().map(GatewayBody::Local);
+                response.headers_mut().insert(REQUEST_ID.clone(), request_id);
+                route.metrics.record(&method, response.status(), started.elapsed().as_secs_f64());
+                return response;
+            }
+        };
         let mut decision = None;
         if let Some(limiter) = &self.rate_limits {
             let class = RouteClass::of(&method, request.uri().path());
-            // The verified token subject goes here once authentication supplies it.
-            let client = crate::rate_limit::client_key(None, peer.ip());
+            let client = crate::rate_limit::client_key(caller.subject(), peer.ip());
             let decided = limiter.check(class, &client).await;
             if !decided.allowed {
                 metrics::counter!("gateway_rate_limited_total", "class" => class.name()).increment(1);

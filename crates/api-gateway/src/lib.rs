@@ -9,7 +9,9 @@
 //! when it cannot be reached, 504 when it is too slow, 502 when it breaks the
 //! exchange; bodies over the limit get 413 and unknown paths 404.
 //!
-//! Before a request takes any upstream capacity it is rate limited per
+//! Before forwarding, [`auth`] drops the identity and forwarding headers a
+//! client sent and turns away a bearer JWT that does not verify (401).
+//! Then, before a request takes any upstream capacity it is rate limited per
 //! client and route class, through Redis shared by every instance
 //! ([`rate_limit`]), and its body, when small, is read in full within a
 //! timeout ([`admission`], which also caps connections per worker and per
@@ -23,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod auth;
 pub mod body;
 pub mod connections;
 pub mod cors;
@@ -55,7 +58,8 @@ impl Application {
     ///
     /// # Errors
     /// An upstream URL, CORS origin, rate limit or Redis setting is invalid,
-    /// or the port is taken.
+    /// no key to verify staff tokens with is configured (or it is
+    /// unreadable), or the port is taken.
     pub async fn build(settings: &GatewaySettings) -> anyhow::Result<Self> {
         service_kit::http::metrics();
         let local_limits = rate_limit::LocalLimits::new(&settings.rate_limits)?;
@@ -129,7 +133,8 @@ fn worker(settings: &GatewaySettings, local_limits: &Arc<rate_limit::LocalLimits
     let operations = operations::router(&routes, rate_limits.clone());
     let connections =
         admission::ConnectionLimits::new(settings.max_connections_per_worker, settings.max_connections_per_client);
-    Ok(gateway::Gateway::new(routes, proxy, operations, cors)
+    let screen = auth::Screen::new(service_kit::auth::Verifier::from_settings(&settings.auth)?);
+    Ok(gateway::Gateway::new(routes, proxy, operations, cors, screen)
         .with_rate_limits(rate_limits)
         .with_connection_limits(connections))
 }

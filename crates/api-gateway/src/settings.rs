@@ -69,6 +69,9 @@ pub struct GatewaySettings {
     /// further ones are closed at once.
     #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
     pub max_connections_per_client: usize,
+    /// How staff tokens are verified (`AUTH_*`, as for the services).
+    #[command(flatten)]
+    pub auth: service_kit::auth::AuthSettings,
 }
 
 /// Rate limits: a GCRA budget per client and route class, `*_PER_MINUTE`
@@ -124,7 +127,8 @@ impl Default for RateLimitSettings {
 impl GatewaySettings {
     /// Defaults for a gateway in front of services at these URLs, on a free
     /// port, with rate limits off (tests that want them turn them on, with a
-    /// key prefix of their own).
+    /// key prefix of their own), trusting the test key as `Settings::ephemeral`
+    /// does (tests, benchmarks).
     pub fn for_upstreams(menu_service_url: impl Into<String>, reservation_service_url: impl Into<String>) -> Self {
         Self {
             server_port: 0,
@@ -145,6 +149,7 @@ impl GatewaySettings {
             client_body_buffer_bytes: 64 * 1024,
             max_connections_per_worker: 10_000,
             max_connections_per_client: 256,
+            auth: service_kit::auth::AuthSettings::for_tests(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The menu API: JSON in and out, problem+json errors, `ETag`/`If-Match`
-//! optimistic concurrency on every write.
+//! optimistic concurrency on every write. Anyone may read menus; every
+//! write needs a staff token with `menus:write` ([`Staff`]), checked before
+//! the body is read.
 
 use crate::domain::{
     Category, Cents, Currency, Description, ItemChanges, ItemName, Menu, MenuItem, MenuName, MenuStatus, NewItem, Price,
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use serde::{Deserialize, Deserializer, Serialize};
 use service_kit::Problem;
+use service_kit::auth::{Staff, scopes::MenusWrite};
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, optional_whole_number, whole_number};
 use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
@@ -198,11 +201,12 @@ struct CreateMenu {
     items: Vec<ItemRequest>,
 }
 
-#[utoipa::path(post, path = "/api/v1/menus", tag = "menus", request_body = CreateMenu, responses(
+#[utoipa::path(post, path = "/api/v1/menus", tag = "menus", request_body = CreateMenu, security(("bearer" = ["menus:write"])), responses(
     (status = 201, description = "Created as a draft; MenuCreated published", body = MenuBody, headers(("Location" = String), ("ETag" = String))),
     (status = 422, description = "A field breaks a rule; `field` names it", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn create(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     IdempotentJson { key, body }: IdempotentJson<CreateMenu>,
@@ -261,10 +265,11 @@ async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuP
     Ok(menu_reply(StatusCode::OK)(&menu).map_err(service_kit::database::StoreError::Encode)?)
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(MenuPath, IfMatch), responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/activate", tag = "menus", params(MenuPath, IfMatch), security(("bearer" = ["menus:write"])), responses(
     (status = 200, description = "Active; MenuActivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
 ))]
 async fn activate(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -273,11 +278,12 @@ async fn activate(
     change_status(&menus, &request_id, if_match, menu_id, Menu::activate).await
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(MenuPath, IfMatch), responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/deactivate", tag = "menus", params(MenuPath, IfMatch), security(("bearer" = ["menus:write"])), responses(
     (status = 200, description = "Inactive; MenuDeactivated published unless it already was", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
     (status = 409, description = "The menu is a draft, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn deactivate(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -297,12 +303,13 @@ async fn change_status(
     menus.change(menu_id, if_match, request_id, None, command, menu_reply(StatusCode::OK)).await
 }
 
-#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(MenuPath, IfMatch), request_body = ItemRequest, responses(
+#[utoipa::path(post, path = "/api/v1/menus/{menu_id}/items", tag = "menus", params(MenuPath, IfMatch), request_body = ItemRequest, security(("bearer" = ["menus:write"])), responses(
     (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 201, description = "Added; MenuItemAdded published", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
     (status = 422, description = "A field breaks a rule, or the menu is full", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn add_item(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -340,12 +347,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = EditItem, responses(
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = EditItem, security(("bearer" = ["menus:write"])), responses(
     (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 200, description = "Edited; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
     (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn edit_item(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -372,12 +380,13 @@ async fn edit_item(
 }
 
 /// Replaces every editable part of an item; its availability stays.
-#[utoipa::path(put, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = ItemRequest, responses(
+#[utoipa::path(put, path = "/api/v1/menus/{menu_id}/items/{item_id}", tag = "menus", params(ItemPath, IfMatch), request_body = ItemRequest, security(("bearer" = ["menus:write"])), responses(
     (status = 409, description = "Another item has that name, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 200, description = "Replaced; MenuItemUpdated published if anything changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
     (status = 422, description = "A field breaks a rule", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn replace_item(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -403,10 +412,11 @@ struct Availability {
     available: bool,
 }
 
-#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(ItemPath, IfMatch), request_body = Availability, responses(
+#[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(ItemPath, IfMatch), request_body = Availability, security(("bearer" = ["menus:write"])), responses(
     (status = 200, description = "ItemAvailabilityChanged published if it changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
 ))]
 async fn set_availability(
+    _staff: Staff<MenusWrite>,
     State(menus): State<Menus>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,

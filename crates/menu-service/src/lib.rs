@@ -36,13 +36,16 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to PostgreSQL (migrating the schema) and Redis, and binds the listener.
+    /// Connects to PostgreSQL (migrating the schema) and Redis, binds the
+    /// listener, and sets up the verification of staff tokens.
     ///
     /// # Errors
-    /// PostgreSQL is unreachable, a migration fails, or the port is taken.
+    /// PostgreSQL is unreachable, a migration fails, the port is taken, or
+    /// no key to verify staff tokens with is configured (or it is unreadable).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let Foundation { pool, redis, outbox, relay, retention, listener, .. } =
             Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
+        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(
@@ -50,6 +53,7 @@ impl Application {
             Dependencies { pool, redis },
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
+            verifier,
         );
         Ok(Self { listener, router, relay, retention, shutdown_grace: settings.shutdown_grace(), idempotency_keys })
     }

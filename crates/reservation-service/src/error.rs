@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use events::outbox::AppendError;
 use events::{MenuItemId, ReservationId};
 use service_kit::Problem;
+use service_kit::auth::MissingScope;
 use service_kit::database::StoreError;
 use service_kit::extract::StaleVersion;
 use service_kit::idempotency::IdempotencyError;
@@ -52,6 +53,9 @@ pub enum Error {
     /// `If-Match` names another version than the current one. HTTP 409.
     #[error("the reservation {0}")]
     StaleVersion(#[from] StaleVersion),
+    /// The caller's staff token lacks the scope the operation needs. HTTP 403.
+    #[error(transparent)]
+    Forbidden(#[from] MissingScope),
     /// The database failed, or the events could not be written. HTTP 503
     /// when the database is unreachable, else 500.
     #[error(transparent)]
@@ -96,6 +100,7 @@ impl IntoResponse for Error {
             }
             Self::NoCapacity { .. } | Self::StaleVersion(_) => Problem::conflict(self.to_string()),
             Self::NotFound(_) => Problem::not_found(self.to_string()),
+            Self::Forbidden(missing) => Problem::from(*missing),
             Self::Store(error) => error.problem("the reservation database"),
             Self::Idempotency(error) => error.problem("the reservation database"),
         };

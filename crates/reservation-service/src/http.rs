@@ -1,11 +1,18 @@
 //! The reservation API: JSON in and out, problem+json errors, `ETag`/`If-Match`
 //! optimistic concurrency on every status change.
+//!
+//! Who may do what: anyone may book, and gets the booking's manage token
+//! once ([`crate::manage_token`]); reading one booking and cancelling it take
+//! either that token or a staff token with `reservations:manage`; listing
+//! (guest PII), confirming and completing are staff only. A manage token of
+//! another booking is answered 404, as an unknown id is.
 
 use crate::domain::{
     Booking, CancelReason, Duration, Email, Guest, GuestName, Notes, PartySize, Phone, PreOrderLine, Reservation,
     ReservationStatus,
 };
 use crate::error::Error;
+use crate::manage_token::ManageToken;
 use crate::service::Reservations;
 use crate::store::{self, Filter};
 use axum::Router;
@@ -17,6 +24,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use events::{MenuItemId, ReservationId};
 use serde::{Deserialize, Serialize};
 use service_kit::Problem;
+use service_kit::auth::{Credential, Scope, Staff, scopes::ReservationsManage};
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, optional_whole_number, whole_number};
 use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
@@ -81,6 +89,12 @@ struct ReservationBody {
     problems: Vec<ProblemBody>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// The guest's capability to read and cancel this booking (as
+    /// `Authorization: Bearer rsv_…`). Only in the booking's 201: it is
+    /// stored hashed and never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "rsv_3q2-7wX0…", nullable = false)]
+    manage_token: Option<String>,
 }
 
 /// A pre-ordered item.
@@ -134,17 +148,39 @@ impl From<&Reservation> for ReservationBody {
                 .collect(),
             created_at: reservation.created_at,
             updated_at: reservation.updated_at,
+            manage_token: None,
         }
     }
 }
 
 /// The reservation with its version as `ETag`.
 fn reservation_response(status: StatusCode, reservation: &Reservation) -> Response {
-    let mut response = (status, Json(ReservationBody::from(reservation))).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", reservation.version)) {
+    reservation_body_response(status, ReservationBody::from(reservation))
+}
+
+fn reservation_body_response(status: StatusCode, body: ReservationBody) -> Response {
+    let version = body.version;
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     response
+}
+
+/// Lets `credential` at reservation `id`: a staff token with
+/// `reservations:manage`, or that booking's own manage token.
+///
+/// # Errors
+/// 403 for a staff token without the scope; 404 for a manage token that is
+/// not this booking's (as for an unknown id); or the database failed.
+async fn authorize(reservations: &Reservations, credential: &Credential, id: ReservationId) -> Result<(), Error> {
+    match credential {
+        Credential::Staff(_) => credential.require(Scope::ReservationsManage).map(|_| ()).map_err(Error::from),
+        Credential::Guest(token) => match store::manage_token_hash(reservations.pool(), id).await? {
+            Some(Some(stored)) if crate::manage_token::matches(token, &stored) => Ok(()),
+            _ => Err(Error::NotFound(id)),
+        },
+    }
 }
 
 fn guest_name_schema() -> Object {
@@ -241,7 +277,7 @@ impl CreateReservation {
 }
 
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = CreateReservation, responses(
-    (status = 201, description = "Booked as pending; ReservationCreated published", body = ReservationBody, headers(("Location" = String), ("ETag" = String))),
+    (status = 201, description = "Booked as pending; ReservationCreated published. The body carries, this once, the `manage_token` with which the guest reads and cancels it", body = ReservationBody, headers(("Location" = String), ("ETag" = String))),
     (status = 409, description = "Not enough seats are free for the whole stay", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "A field breaks a rule, or a pre-ordered item cannot be served; `field` names it", body = Problem, content_type = "application/problem+json"),
 ))]
@@ -251,9 +287,10 @@ async fn create(
     IdempotentJson { key, body }: IdempotentJson<CreateReservation>,
 ) -> Result<Reply, Error> {
     let booking = body.parse(reservations.policy().largest_party)?;
-    let respond = |reservation: &Reservation| {
+    let respond = |reservation: &Reservation, manage_token: &ManageToken| {
         let location = format!("/api/v1/reservations/{}", reservation.id);
-        Reply::created(&location, reservation.version, &ReservationBody::from(reservation))
+        let body = ReservationBody { manage_token: Some(manage_token.as_str().to_owned()), ..reservation.into() };
+        Reply::created(&location, reservation.version, &body)
     };
     reservations.book(booking, &request_id, key.as_ref(), respond).await
 }
@@ -283,11 +320,15 @@ struct ReservationPage {
     offset: i64,
 }
 
-#[utoipa::path(get, path = "/api/v1/reservations", tag = "reservations", params(ListQuery), responses(
+#[utoipa::path(get, path = "/api/v1/reservations", tag = "reservations", params(ListQuery), security(("bearer" = ["reservations:manage"])), responses(
     (status = 200, description = "A page of reservations, earliest start first", body = ReservationPage),
     (status = 422, description = "limit or offset out of range, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn list(State(reservations): State<Reservations>, Query(query): Query<ListQuery>) -> Result<Response, Error> {
+async fn list(
+    _staff: Staff<ReservationsManage>,
+    State(reservations): State<Reservations>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, Error> {
     let page = Page::new(query.limit, query.offset)?;
     if let (Some(from), Some(to)) = (query.from, query.to)
         && from > to
@@ -300,22 +341,25 @@ async fn list(State(reservations): State<Reservations>, Query(query): Query<List
     Ok(Json(ReservationPage { reservations, limit: page.limit, offset: page.offset }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/reservations/{reservation_id}", tag = "reservations", params(ReservationPath), responses(
+#[utoipa::path(get, path = "/api/v1/reservations/{reservation_id}", tag = "reservations", params(ReservationPath), security(("bearer" = ["reservations:manage"]), ("guest" = [])), responses(
     (status = 200, description = "The reservation, with any problems found in its pre-order", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
 ))]
 async fn show(
+    credential: Credential,
     State(reservations): State<Reservations>,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Response, Error> {
+    authorize(&reservations, &credential, reservation_id).await?;
     let reservation = store::find(reservations.pool(), reservation_id).await?.ok_or(Error::NotFound(reservation_id))?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
-#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/confirm", tag = "reservations", params(ReservationPath, IfMatch), responses(
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/confirm", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
     (status = 200, description = "Confirmed; ReservationConfirmed published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
     (status = 409, description = "It is completed or cancelled, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn confirm(
+    _staff: Staff<ReservationsManage>,
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
@@ -336,29 +380,32 @@ fn reason_schema() -> Object {
     single_line_text(CancelReason::MAX_CHARS, "The guest is ill")
 }
 
-#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/cancel", tag = "reservations", params(ReservationPath, IfMatch), request_body = Cancellation, responses(
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/cancel", tag = "reservations", params(ReservationPath, IfMatch), request_body = Cancellation, security(("bearer" = ["reservations:manage"]), ("guest" = [])), responses(
     (status = 200, description = "Cancelled, its seats free; ReservationCancelled published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
     (status = 409, description = "It is completed, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
     (status = 422, description = "The reason is empty or too long", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn cancel(
+    credential: Credential,
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
     Json(body): Json<Cancellation>,
 ) -> Result<Response, Error> {
+    authorize(&reservations, &credential, reservation_id).await?;
     let reason: CancelReason = parse("reason", body.reason)?;
     let reservation =
         reservations.change(reservation_id, if_match, &request_id, |reservation| reservation.cancel(reason)).await?;
     Ok(reservation_response(StatusCode::OK, &reservation))
 }
 
-#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), responses(
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
     (status = 200, description = "Completed; ReservationCompleted published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
     (status = 409, description = "It is not confirmed, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn complete(
+    _staff: Staff<ReservationsManage>,
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,

@@ -12,6 +12,7 @@
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod manage_token;
 pub mod menu_view;
 pub mod service;
 pub mod store;
@@ -121,11 +122,13 @@ impl Application {
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
+        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },
             settings.max_body_bytes,
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
+            verifier,
         );
         Ok(Self {
             listener,

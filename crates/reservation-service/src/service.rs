@@ -5,6 +5,7 @@
 
 use crate::domain::{Booking, BookingPolicy, DomainError, Reservation};
 use crate::error::Error;
+use crate::manage_token::ManageToken;
 use crate::{menu_view, store};
 use chrono::{SubsecRound, Utc};
 use events::{DomainEvent, Metadata, Outbox, ReservationEvent, ReservationId};
@@ -40,7 +41,9 @@ impl Reservations {
         &self.policy
     }
 
-    /// Books a pending reservation and publishes `ReservationCreated`.
+    /// Books a pending reservation and publishes `ReservationCreated`; the
+    /// booking's [`ManageToken`] is handed to `respond`, and only its hash
+    /// stored with the booking.
     ///
     /// Capacity is decided in PostgreSQL under the seat locks of the
     /// reservation's time ([`store::lock_seats`]), so no two bookings that
@@ -50,16 +53,19 @@ impl Reservations {
     /// The domain refuses the booking, a pre-ordered item cannot be served,
     /// the seats are taken, the idempotency key is in use or was used for
     /// another request, or the database failed.
+    ///
     /// With an idempotency `key` used before, nothing is booked and the first
     /// reply is sent again; the reply to a new key, made by `respond`,
-    /// commits with the booking and its event.
+    /// commits with the booking and its event. (So the stored reply holds the
+    /// manage token for as long as the key is kept: a guest who missed the
+    /// answer gets the token with the replay.)
     #[tracing::instrument(skip_all)]
     pub async fn book(
         &self,
         booking: Booking,
         correlation_id: &str,
         key: Option<&Idempotency>,
-        respond: impl FnOnce(&Reservation) -> Result<Reply, serde_json::Error>,
+        respond: impl FnOnce(&Reservation, &ManageToken) -> Result<Reply, serde_json::Error>,
     ) -> Result<Reply, Error> {
         let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
         // The seat count must see every booking committed by whoever held the
@@ -90,9 +96,10 @@ impl Reservations {
         }
         let event =
             DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
-        store::insert(&mut tx, &reservation).await?;
+        let manage_token = ManageToken::generate();
+        store::insert(&mut tx, &reservation, &manage_token.hash()).await?;
         self.outbox.append(&mut tx, &[event]).await?;
-        let reply = respond(&reservation).map_err(StoreError::Encode)?;
+        let reply = respond(&reservation, &manage_token).map_err(StoreError::Encode)?;
         idempotency::record(&mut tx, key, &reply).await?;
         self.outbox.commit(tx).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");

@@ -72,11 +72,15 @@ pub async fn seats_taken(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_a
 ///
 /// # Errors
 /// PostgreSQL failed.
-pub async fn insert(tx: &mut PgConnection, reservation: &Reservation) -> Result<(), StoreError> {
+pub async fn insert(
+    tx: &mut PgConnection,
+    reservation: &Reservation,
+    manage_token_hash: &[u8; 32],
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO reservations (id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes,
-                                   status, cancel_reason, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                   status, cancel_reason, version, created_at, updated_at, manage_token_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(reservation.id)
     .bind(reservation.guest.name.as_str())
@@ -91,6 +95,7 @@ pub async fn insert(tx: &mut PgConnection, reservation: &Reservation) -> Result<
     .bind(reservation.version)
     .bind(reservation.created_at)
     .bind(reservation.updated_at)
+    .bind(&manage_token_hash[..])
     .execute(&mut *tx)
     .await?;
     if reservation.pre_order.is_empty() {
@@ -312,4 +317,17 @@ fn to_reservation(row: ReservationRow, lines: Vec<LineRow>, problems: Vec<Proble
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
+}
+
+/// The hash of reservation `id`'s manage token: `None` if there is no such
+/// reservation, `Some(None)` if it has no manage token.
+///
+/// # Errors
+/// The database failed.
+pub async fn manage_token_hash(pool: &PgPool, id: ReservationId) -> Result<Option<Option<Vec<u8>>>, StoreError> {
+    let hash = sqlx::query_scalar("SELECT manage_token_hash FROM reservations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(hash)
 }

@@ -33,12 +33,14 @@ use tracing::Instrument;
 /// Wraps a service's routes with the operational endpoints, the OpenAPI
 /// document (`/api-docs/openapi.json`, completed by
 /// [`crate::openapi::complete`]) with Swagger UI at `/docs`, and the layers
-/// every service has.
+/// every service has, among them the `verifier` the auth extractors
+/// ([`crate::auth::Staff`], [`crate::auth::Credential`]) check tokens with.
 pub fn finish(
     routes: Router,
     dependencies: Dependencies,
     max_body_bytes: usize,
     api: utoipa::openapi::OpenApi,
+    verifier: crate::auth::Verifier,
 ) -> Router {
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api-docs/openapi.json", crate::openapi::complete(api));
     routes
@@ -49,6 +51,7 @@ pub fn finish(
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(verifier))
         .layer(axum::middleware::from_fn(observe))
 }
 
@@ -259,7 +262,8 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none")?;
         let redis = redis::Client::open("redis://127.0.0.1:1")?;
         let routes = Router::new().route("/things", axum::routing::any(|| async { "thing" }));
-        Ok(finish(routes, Dependencies { pool, redis }, 1024, utoipa::openapi::OpenApi::default()))
+        let verifier = crate::auth::Verifier::from_settings(&crate::auth::AuthSettings::for_tests())?;
+        Ok(finish(routes, Dependencies { pool, redis }, 1024, utoipa::openapi::OpenApi::default(), verifier))
     }
 
     async fn send(router: &Router, method: &str, uri: &str) -> anyhow::Result<Response> {

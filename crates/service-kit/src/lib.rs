@@ -1,5 +1,5 @@
 //! Plumbing every service shares, written once: settings from the
-//! environment, telemetry, the PostgreSQL pool and migrations, the Redis
+//! environment, staff authentication, telemetry, the PostgreSQL pool and migrations, the Redis
 //! client, problem+json errors and extractors, the operational endpoints
 //! (`/health`, `/ready`, `/metrics`), request ids, and the one shutdown path.
 //!
@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod database;
 pub mod extract;
 pub mod foundation;

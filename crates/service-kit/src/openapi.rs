@@ -4,6 +4,12 @@
 //! A service documents what is particular to each operation (its body, its
 //! 404/409/412/422); [`complete`] adds what every operation shares, so no
 //! handler repeats it and none can forget it.
+//!
+//! Authentication is declared once too: the document gets the security
+//! schemes [`BEARER`] (a staff JWT) and [`GUEST`] (a guest's capability,
+//! also sent as a bearer token), and every operation that names a scheme in
+//! its `security` gets the 401 and 403 problems. An operation anyone may
+//! call declares no `security`.
 
 use crate::problem::Problem;
 use std::collections::BTreeMap;
@@ -11,7 +17,13 @@ use utoipa::OpenApi;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder};
+
+/// The security scheme of staff JWTs: `security(("bearer" = ["menus:write"]))`.
+pub const BEARER: &str = "bearer";
+/// The security scheme of guest capabilities (`rsv_…`): `security(("guest" = []))`.
+pub const GUEST: &str = "guest";
 
 #[derive(OpenApi)]
 #[openapi(paths(crate::http::health, crate::http::ready, crate::http::render_metrics), components(schemas(Problem)))]
@@ -19,9 +31,24 @@ struct Operations;
 
 /// `document` plus the operational endpoints, the `Problem` schema, and on
 /// every operation: 400 (malformed path, query, header or body), 404 (when
-/// its path names a resource), 409 (when it takes `If-Match`), 413, 415 and 422 (when it takes a body), 500 and 503.
+/// its path names a resource), 409 (when it takes `If-Match`), 413, 415 and 422 (when it takes a body), 401 and
+/// 403 (when it needs a token), 500 and 503; and the [`BEARER`] and [`GUEST`] security schemes, so that
+/// Swagger UI can send a token.
 pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     document.merge(Operations::openapi());
+    let components = document.components.get_or_insert_with(Default::default);
+    let mut staff = Http::new(HttpAuthScheme::Bearer);
+    staff.bearer_format = Some("JWT".to_owned());
+    staff.description = Some(
+        "A staff token (EdDSA or ES256 JWT) whose `scope` claim carries the scopes the operation lists; \
+         `platform-ctl token` mints one"
+            .to_owned(),
+    );
+    components.add_security_scheme(BEARER, SecurityScheme::Http(staff));
+    let mut guest = Http::new(HttpAuthScheme::Bearer);
+    guest.description =
+        Some("A guest's capability, such as the `manage_token` a booking returned once (`rsv_…`)".to_owned());
+    components.add_security_scheme(GUEST, SecurityScheme::Http(guest));
     for item in document.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
@@ -44,7 +71,14 @@ fn add_shared_problems(operation: &mut Operation) {
         .collect();
     let takes_if_match = parameters.iter().any(|parameter| parameter.name == "If-Match");
     let names_a_resource = parameters.iter().any(|parameter| parameter.parameter_in == ParameterIn::Path);
+    let needs_token = operation.security.iter().flatten().any(|requirement| {
+        serde_json::to_value(requirement).is_ok_and(|value| value.as_object().is_some_and(|names| !names.is_empty()))
+    });
     let responses = &mut operation.responses.responses;
+    if needs_token {
+        add(responses, "401", "No bearer token, or one that does not verify; `WWW-Authenticate` says why");
+        add(responses, "403", "The token lacks the scope this operation needs; `WWW-Authenticate` names it");
+    }
     if names_a_resource {
         add(responses, "404", "Nothing is known by an id in the path");
     }

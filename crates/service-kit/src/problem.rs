@@ -55,6 +55,11 @@ impl Problem {
         self
     }
 
+    /// The value of response header `name`, if the problem carries it.
+    pub fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.headers.iter().find(|(present, _)| present == name).map(|(_, value)| value)
+    }
+
     /// Tells the client to retry after `seconds` (`Retry-After`).
     #[must_use]
     pub fn with_retry_after(self, seconds: u32) -> Self {

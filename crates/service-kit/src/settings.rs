@@ -88,13 +88,17 @@ pub struct Settings {
     /// How long, in hours, an `Idempotency-Key` and its stored reply are kept.
     #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24)]
     pub idempotency_key_ttl_hours: u64,
+    /// How staff tokens are verified (`AUTH_*`).
+    #[command(flatten)]
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl Settings {
     /// Settings for an instance on this machine's PostgreSQL (user and
     /// password `postgres`) and Redis, in `database` and `schema`, with
-    /// streams under `stream_prefix`, listening on a free port: what tests
-    /// and benchmarks start.
+    /// streams under `stream_prefix`, listening on a free port, trusting the
+    /// tokens of `testkit::auth::TestKeys::shared()`
+    /// ([`crate::auth::AuthSettings::for_tests`]): what tests and benchmarks start.
     pub fn ephemeral(database: &str, schema: &str, stream_prefix: &str) -> Self {
         Self {
             db_host: "127.0.0.1".to_owned(),
@@ -122,6 +126,7 @@ impl Settings {
             shutdown_grace_seconds: 10,
             inbox_retention_hours: 168,
             idempotency_key_ttl_hours: 24,
+            auth: crate::auth::AuthSettings::for_tests(),
         }
     }
 

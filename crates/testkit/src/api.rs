@@ -18,6 +18,32 @@ impl Api {
         Self { base: format!("http://127.0.0.1:{port}"), client: Client::new() }
     }
 
+    /// The same service, every request sending `Authorization: Bearer <token>`
+    /// (requests made with `client` too).
+    ///
+    /// # Errors
+    /// The token is not a valid header value, or the client cannot be built.
+    pub fn with_token(&self, token: &str) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").try_into()?);
+        let client = Client::builder().default_headers(headers).build()?;
+        Ok(Self { base: self.base.clone(), client })
+    }
+
+    /// The same service as a staff member holding every scope
+    /// ([`crate::auth::staff_token`]).
+    ///
+    /// # Errors
+    /// The token cannot be made.
+    pub fn as_staff(&self) -> anyhow::Result<Self> {
+        self.with_token(&crate::auth::staff_token()?)
+    }
+
+    /// The same service, sending no token.
+    pub fn anonymous(&self) -> Self {
+        Self { base: self.base.clone(), client: Client::new() }
+    }
+
     /// The URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -85,6 +111,15 @@ impl Running {
         let cancel = tokio_util::sync::CancellationToken::new();
         tokio::spawn(run(cancel.clone()));
         Self { api: Api::on_port(port), cancel }
+    }
+
+    /// The same, its client sending a staff token with every scope ([`Api::as_staff`]).
+    ///
+    /// # Errors
+    /// The token cannot be made.
+    pub fn as_staff(mut self) -> anyhow::Result<Self> {
+        self.api = self.api.as_staff()?;
+        Ok(self)
     }
 }
 

@@ -7,11 +7,13 @@
 //! prefix names no other test uses, and [`RedisServer`] starts a private, persistent
 //! `redis-server` for tests that need to kill and restart Redis. [`Api`]
 //! talks JSON to a service under test, and [`stream::entries`] reads a
-//! stream's events back. [`proxy::FaultProxy`] sits between a service and
+//! stream's events back. [`auth::TestKeys`] makes key pairs and mints
+//! tokens; [`Api::as_staff`] sends one with every scope. [`proxy::FaultProxy`] sits between a service and
 //! PostgreSQL or Redis and pauses, cuts or resets the connections on cue, for
 //! tests of how the service lives through network faults.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod proxy;
 pub mod stream;

@@ -17,10 +17,11 @@ use tokio_util::sync::CancellationToken;
 pub type TestResult = anyhow::Result<()>;
 
 /// Starts a gateway with `settings`; it stops when the result is dropped.
+/// Its client sends a staff token with every scope.
 pub async fn spawn_gateway(settings: GatewaySettings) -> anyhow::Result<Running> {
     testkit::init_tracing();
     let application = Application::build(&settings).await?;
-    Ok(Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)))
+    Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()
 }
 
 /// A test server; stops when dropped.

@@ -2,6 +2,7 @@
 //! and the real services.
 
 mod admission;
+mod auth;
 mod connections;
 mod failures;
 mod helpers;

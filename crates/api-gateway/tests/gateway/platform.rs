@@ -86,6 +86,7 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
         assert!(document["components"]["schemas"].get(schema).is_some(), "{schema} missing");
     }
     assert!(document.get("x-unavailable-services").is_none());
+    assert!(document["components"]["securitySchemes"]["bearer"].is_object(), "Swagger UI can send a token");
     let status = gateway.get_json("/status").await?;
     assert_eq!(status["services"]["reservation-service"]["status"], "up");
 

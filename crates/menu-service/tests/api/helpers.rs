@@ -1,4 +1,5 @@
-//! `spawn_app()`: the service on port 0 with its own schema and stream prefix.
+//! `spawn_app()`: the service on port 0 with its own schema and stream
+//! prefix, its client sending a staff token with every scope.
 
 use menu_service::Application;
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 
 pub async fn spawn_with(settings: Settings, db: TestDb) -> anyhow::Result<TestApp> {
     let application = Application::build(&settings).await?;
-    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel));
+    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }
 

@@ -53,10 +53,11 @@ async fn a_key_used_again_for_another_body_is_a_422_and_creates_nothing() -> Tes
 #[tokio::test]
 async fn a_duplicate_arriving_while_the_first_is_in_flight_is_a_409_at_once() -> TestResult {
     let app = spawn_app().await?;
-    // Another transaction holds the key, as a first request still running does.
+    // Another transaction holds the key (the test staff token's subject's), as a
+    // first request still running does.
     let mut first = sqlx::PgConnection::connect_with(&app.db.options).await?;
     let mut tx = sqlx::Connection::begin(&mut first).await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('service_kit.idempotency'), hashtext('anonymous lunch-3'))")
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('service_kit.idempotency'), hashtext('test-staff lunch-3'))")
         .execute(&mut *tx)
         .await?;
 

@@ -1,5 +1,6 @@
 //! The menu service from the outside: HTTP in, rows and stream entries out.
 
+mod auth;
 mod errors;
 mod helpers;
 mod idempotency;

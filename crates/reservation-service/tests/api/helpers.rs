@@ -1,5 +1,7 @@
 //! `spawn_app()`: the service on port 0 with its own schema and stream
 //! prefix; `spawn_platform()`: the menu service beside it on the same streams.
+//! Their clients send a staff token with every scope; `api.anonymous()` and
+//! `api.with_token(..)` send none or another.
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use events::{DomainEvent, EncodedEvent, MenuEvent, Metadata};
@@ -42,7 +44,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 pub async fn spawn_with(settings: Settings, db: TestDb, booking: BookingSettings) -> anyhow::Result<TestApp> {
     testkit::init_tracing();
     let application = Application::build(&settings, &booking).await?;
-    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel));
+    let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }
 
@@ -59,7 +61,7 @@ pub async fn spawn_platform() -> anyhow::Result<Platform> {
     let menu_settings =
         Settings { stream_prefix: reservations.settings.stream_prefix.clone(), ..test_settings(&menu_db) };
     let menu_service = menu_service::Application::build(&menu_settings).await?;
-    let menus = Running::spawn(menu_service.port()?, |cancel| menu_service.run_until_stopped(cancel));
+    let menus = Running::spawn(menu_service.port()?, |cancel| menu_service.run_until_stopped(cancel)).as_staff()?;
     Ok(Platform { menus, reservations, _menu_db: menu_db })
 }
 

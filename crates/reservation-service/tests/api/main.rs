@@ -1,6 +1,7 @@
 //! Black-box tests of the reservation service on port 0 against the real
 //! PostgreSQL and Redis.
 
+mod auth;
 mod capacity;
 mod errors;
 mod helpers;

@@ -27,9 +27,11 @@ async fn a_booking_is_pending_readable_and_published_with_the_request_id() -> Te
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["etag"], "\"1\"");
     let location = response.headers()["location"].to_str()?.to_owned();
-    let created: Value = response.json().await?;
+    let mut created: Value = response.json().await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(location, format!("/api/v1/reservations/{id}"));
+    let manage_token = created.as_object_mut().and_then(|fields| fields.remove("manage_token"));
+    assert!(manage_token.is_some_and(|token| token.as_str().is_some_and(|token| token.starts_with("rsv_"))));
     assert_eq!(created["guest_name"], "Ada Lovelace");
     assert_eq!(created["guest_email"], "ada@example.com");
     assert_eq!(created["guest_phone"], "+44 20 7946 0958");

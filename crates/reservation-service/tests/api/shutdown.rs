@@ -33,6 +33,7 @@ async fn start(db: &TestDb, postgres: &FaultProxy, redis: &FaultProxy) -> anyhow
         .env("STREAM_PREFIX", testkit::unique("test-"))
         .env("SHUTDOWN_GRACE_SECONDS", GRACE_SECONDS.to_string())
         .env("RUST_LOG", "info")
+        .env("AUTH_PUBLIC_KEY_FILE", testkit::auth::TestKeys::shared()?.public_key_file())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -63,7 +64,10 @@ async fn sigterm_stops_the_service_within_its_grace_while_redis_is_cut_and_postg
     redis.cut();
     postgres.pause();
     // A request that waits on the paused database: shutdown must not wait for it forever.
-    let hanging = tokio::spawn(reqwest::get(format!("{}/api/v1/reservations", service.base)));
+    let list = reqwest::Client::new()
+        .get(format!("{}/api/v1/reservations", service.base))
+        .bearer_auth(testkit::auth::staff_token()?);
+    let hanging = tokio::spawn(list.send());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!hanging.is_finished(), "the request hangs on the paused database");
 

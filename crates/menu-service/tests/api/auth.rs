@@ -1,0 +1,166 @@
+//! Who may do what: anyone reads menus, only staff with `menus:write` change them.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+use testkit::Api;
+use testkit::auth::{TestKeys, hmac_signed, now, unsigned};
+
+/// How many menus the service holds.
+async fn menus(app: &TestApp) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM menus").fetch_one(&app.db.pool).await?)
+}
+
+/// Every write of the menu API, as (method, path, body), on `menu` and its first item.
+fn writes(menu: &Value) -> Vec<(reqwest::Method, String, Value)> {
+    let id = menu["id"].as_str().unwrap_or_default();
+    let item = menu["items"][0]["id"].as_str().unwrap_or_default();
+    let new_item = json!({"name": "Tiramisu", "category": "dessert", "price_cents": 700, "currency": "EUR"});
+    vec![
+        (reqwest::Method::POST, "/api/v1/menus".to_owned(), lunch()),
+        (reqwest::Method::POST, format!("/api/v1/menus/{id}/activate"), json!({})),
+        (reqwest::Method::POST, format!("/api/v1/menus/{id}/deactivate"), json!({})),
+        (reqwest::Method::POST, format!("/api/v1/menus/{id}/items"), new_item.clone()),
+        (reqwest::Method::PATCH, format!("/api/v1/menus/{id}/items/{item}"), json!({"price_cents": 1})),
+        (reqwest::Method::PUT, format!("/api/v1/menus/{id}/items/{item}"), new_item),
+        (reqwest::Method::PATCH, format!("/api/v1/menus/{id}/items/{item}/availability"), json!({"available": false})),
+    ]
+}
+
+async fn send(api: &Api, method: &reqwest::Method, path: &str, body: &Value) -> anyhow::Result<reqwest::Response> {
+    Ok(api.client.request(method.clone(), api.url(path)).json(body).send().await?)
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn anyone_may_read_menus_without_a_token() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let anonymous = app.api.anonymous();
+
+    let list = anonymous.get("/api/v1/menus").await?;
+    assert_eq!(list.status(), 200);
+    let one = anonymous.get(&format!("/api/v1/menus/{}", menu["id"].as_str().unwrap_or_default())).await?;
+    assert_eq!(one.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_write_without_a_token_is_401_with_a_bearer_challenge_and_changes_nothing() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let anonymous = app.api.anonymous();
+
+    for (method, path, body) in writes(&menu) {
+        let response = send(&anonymous, &method, &path, &body).await?;
+        assert_eq!(response.status(), 401, "{method} {path}");
+        assert_eq!(challenge(&response), "Bearer", "{method} {path}");
+        assert_eq!(content_type(&response), "application/problem+json");
+    }
+    assert_eq!(menus(&app).await?, 1);
+    let stored: Value = app.get_json(&format!("/api/v1/menus/{}", menu["id"].as_str().unwrap_or_default())).await?;
+    assert_eq!(stored["version"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_write_with_a_token_without_menus_write_is_403_naming_the_scope() -> TestResult {
+    let app = spawn_app().await?;
+    let menu = app.create_lunch().await?;
+    let waiter = app.api.with_token(&TestKeys::shared()?.token(&["reservations:manage", "orders:manage"])?)?;
+
+    for (method, path, body) in writes(&menu) {
+        let response = send(&waiter, &method, &path, &body).await?;
+        assert_eq!(response.status(), 403, "{method} {path}");
+        assert_eq!(challenge(&response), r#"Bearer error="insufficient_scope", scope="menus:write""#);
+        let problem: Value = response.json().await?;
+        assert_eq!(problem["detail"], "this operation needs a staff token with scope menus:write");
+    }
+    assert_eq!(menus(&app).await?, 1);
+    let stored: Value = app.get_json(&format!("/api/v1/menus/{}", menu["id"].as_str().unwrap_or_default())).await?;
+    assert_eq!(stored["version"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_with_menus_write_may_create_a_menu() -> TestResult {
+    let app = spawn_app().await?;
+    let chef = app.api.with_token(&TestKeys::shared()?.token(&["menus:write"])?)?;
+    let response = chef.post("/api/v1/menus", &lunch()).await?;
+    assert_eq!(response.status(), 201);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_invalid_token_saying_why_and_create_nothing() -> TestResult {
+    let app = spawn_app().await?;
+    let keys = TestKeys::shared()?;
+    let claims = |change: &dyn Fn(&mut Value)| {
+        let mut claims = TestKeys::claims(&["menus:write"]);
+        change(&mut claims);
+        claims
+    };
+    let valid = keys.token(&["menus:write"])?;
+    let cases = [
+        ("expired", keys.sign(&claims(&|c| c["exp"] = json!(now() - 120)))?, "the token has expired"),
+        ("not yet valid", keys.sign(&claims(&|c| c["nbf"] = json!(now() + 600)))?, "the token is not valid yet"),
+        (
+            "wrong audience",
+            keys.sign(&claims(&|c| c["aud"] = json!("another-platform")))?,
+            "the token is meant for another audience",
+        ),
+        ("wrong issuer", keys.sign(&claims(&|c| c["iss"] = json!("evil")))?, "the token is from another issuer"),
+        ("wrong key", TestKeys::new()?.token(&["menus:write"])?, "the token's signature does not verify"),
+        (
+            "alg none",
+            unsigned(&json!({"alg": "none", "typ": "JWT"}), &TestKeys::claims(&["menus:write"]), b""),
+            "the token is malformed",
+        ),
+        (
+            "HS256 keyed with the public key",
+            hmac_signed(&TestKeys::claims(&["menus:write"]), keys.public_key_pem().as_bytes())?,
+            "the token is not signed with the algorithm of the platform's key",
+        ),
+        ("truncated", valid[..valid.len() - 8].to_owned(), "the token is malformed"),
+        ("garbage", "garbage".to_owned(), "the token is malformed"),
+    ];
+    for (case, token, reason) in cases {
+        let response = app.api.with_token(&token)?.post("/api/v1/menus", &lunch()).await?;
+        assert_eq!(response.status(), 401, "{case}");
+        assert_eq!(
+            challenge(&response),
+            format!(r#"Bearer error="invalid_token", error_description="{reason}""#),
+            "{case}"
+        );
+        assert_eq!(content_type(&response), "application/problem+json", "{case}");
+        let problem: Value = response.json().await?;
+        assert_eq!(problem["detail"], reason, "{case}");
+    }
+    assert_eq!(menus(&app).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_the_bearer_scheme_and_each_writes_scope() -> TestResult {
+    let app = spawn_app().await?;
+    let document = app.get_json("/api-docs/openapi.json").await?;
+
+    let scheme = &document["components"]["securitySchemes"]["bearer"];
+    assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")));
+    assert_eq!(scheme["bearerFormat"], "JWT");
+    let create = &document["paths"]["/api/v1/menus"]["post"];
+    assert_eq!(create["security"], json!([{"bearer": ["menus:write"]}]));
+    assert!(create["responses"]["401"].is_object() && create["responses"]["403"].is_object());
+    let availability = &document["paths"]["/api/v1/menus/{menu_id}/items/{item_id}/availability"]["patch"];
+    assert_eq!(availability["security"], json!([{"bearer": ["menus:write"]}]));
+    let list = &document["paths"]["/api/v1/menus"]["get"];
+    assert!(list["security"].is_null(), "reading is anonymous: {}", list["security"]);
+    assert!(list["responses"]["401"].is_null());
+    Ok(())
+}
