@@ -12,6 +12,9 @@
 #   GATEWAY_URL   default http://127.0.0.1:8080
 #   REDIS_HOST    default 127.0.0.1, REDIS_PORT default 6379
 #   STREAM_PREFIX default empty (as the services' STREAM_PREFIX)
+#   STAFF_TOKEN   the bearer token of the staff calls (menus, confirming);
+#                 default .run/staff-token as scripts/run leaves it, else one
+#                 minted by platform-ctl from the key pair of `auth init`
 # Exits non-zero at the first failed check.
 set -euo pipefail
 
@@ -29,10 +32,11 @@ fail() { printf '    FAILED: %s\n' "$*" >&2; exit 1; }
 # json FIELD: reads JSON on stdin and prints FIELD (a Python expression on `d`).
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
-# call METHOD PATH REQUEST_ID [BODY]: prints the response body; fails unless 2xx.
+# call METHOD PATH REQUEST_ID [BODY]: as staff, prints the response body; fails unless 2xx.
 call() {
   local method=$1 path=$2 request_id=$3 body=${4:-}
-  local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$method" -H "x-request-id: $request_id")
+  local args=(-s -o "$tmp/body" -w '%{http_code}' -X "$method" -H "x-request-id: $request_id"
+    -H "authorization: Bearer $token")
   [ -n "$body" ] && args+=(-H 'content-type: application/json' -d "$body")
   local status
   status=$(curl "${args[@]}" "$gateway$path") || fail "$method $path: no answer from $gateway"
@@ -60,6 +64,17 @@ sys.exit(1)' "$type" "$aggregate" "$correlation" 2>/dev/null; then
   done
   fail "$stream has no $type for $aggregate with correlation_id $correlation"
 }
+
+# The staff token: given, left by scripts/run, or minted with every scope.
+root=$(cd "$(dirname "$0")" && pwd)
+token=${STAFF_TOKEN:-}
+if [ -z "$token" ] && [ -s "$root/.run/staff-token" ]; then token=$(cat "$root/.run/staff-token"); fi
+if [ -z "$token" ]; then
+  for ctl in "$root/target/release/platform-ctl" "$root/target/debug/platform-ctl" "$(command -v platform-ctl || true)"; do
+    if [ -x "$ctl" ]; then token=$("$ctl" token --all-scopes --subject test-events --ttl 10m) && break; fi
+  done
+fi
+[ -n "$token" ] || fail "no staff token: set STAFF_TOKEN, or run scripts/run (or platform-ctl auth init) first"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

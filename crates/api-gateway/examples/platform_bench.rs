@@ -37,7 +37,14 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u32 = setting("BENCH_SECONDS", 10);
     let clients: usize = setting("BENCH_CLIENTS", 32);
     let changes: usize = setting("BENCH_CHANGES", 300);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    // Staff calls (menus) need a token: STAFF_TOKEN, else the one scripts/run leaves in .run/staff-token.
+    let token = std::env::var("STAFF_TOKEN")
+        .or_else(|_| std::fs::read_to_string(".run/staff-token"))
+        .map(|token| token.trim().to_owned())
+        .map_err(|_| anyhow::anyhow!("no staff token: set STAFF_TOKEN or start the platform with scripts/run"))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").try_into()?);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).default_headers(headers).build()?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     println!("platform benchmark via {gateway}: {clients} clients, {seconds} s, {cores} CPUs");
     let schema = setting("RESERVATION_SCHEMA", "reservation".to_owned());

@@ -43,9 +43,10 @@ impl Application {
     /// PostgreSQL is unreachable, a migration fails, the port is taken, or
     /// no key to verify staff tokens with is configured (or it is unreadable).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // Checked first: a service that cannot verify tokens does not start.
+        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let Foundation { pool, redis, outbox, relay, retention, listener, .. } =
             Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
-        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let menus = service::Menus::new(pool.clone(), outbox);
         let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(

@@ -8,13 +8,16 @@
 //! platform-ctl dead-letters menu-events   # what reservation-service gave up on, and why
 //! platform-ctl redrive menu-events        # put them back on menu-events, each for its group
 //! platform-ctl redrive menu-events --group reservation-service
+//! platform-ctl auth init                  # an Ed25519 key pair in ~/.config/restaurant-platform
+//! platform-ctl token --scope menus:write --ttl 8h --subject alice
 //! ```
 
+mod auth;
 mod commands;
 
 use clap::{Parser, Subcommand};
 
-/// Operator CLI for the platform's event streams.
+/// Operator CLI for the platform's event streams and staff tokens.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -83,13 +86,56 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// The key pair that signs staff tokens.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Prints a staff token signed by the key pair of `auth init`.
+    Token {
+        /// A scope the token carries (repeat for more): menus:write, reservations:manage, inventory:manage,
+        /// kitchen:operate, orders:manage, platform:operate.
+        #[arg(long = "scope", value_parser = auth::parse_scope)]
+        scopes: Vec<service_kit::auth::Scope>,
+        /// Every scope there is.
+        #[arg(long)]
+        all_scopes: bool,
+        /// How long it is valid: 8h, 30m, 90s, 2d.
+        #[arg(long, default_value = "8h", value_parser = auth::parse_ttl)]
+        ttl: std::time::Duration,
+        /// Who it names (`sub`).
+        #[arg(long, default_value = "operator")]
+        subject: String,
+        /// Its `iss`; the services' AUTH_ISSUER.
+        #[arg(long, env = "AUTH_ISSUER", default_value = service_kit::auth::PLATFORM)]
+        issuer: String,
+        /// Its `aud`; the services' AUTH_AUDIENCE.
+        #[arg(long, env = "AUTH_AUDIENCE", default_value = service_kit::auth::PLATFORM)]
+        audience: String,
+        /// Where the key pair is; default PLATFORM_AUTH_DIR, else ~/.config/restaurant-platform.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Writes a new Ed25519 key pair as PEM (the private key with mode 0600).
+    Init {
+        /// Where; default PLATFORM_AUTH_DIR, else $XDG_CONFIG_HOME or ~/.config, /restaurant-platform.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Replace a key pair that is there (tokens it signed stop working).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let auth = if cli.redis_password.is_empty() { String::new() } else { format!(":{}@", cli.redis_password) };
-    let url = format!("redis://{auth}{}:{}/{}", cli.redis_host, cli.redis_port, cli.redis_db);
+    let password = if cli.redis_password.is_empty() { String::new() } else { format!(":{}@", cli.redis_password) };
+    let url = format!("redis://{password}{}:{}/{}", cli.redis_host, cli.redis_port, cli.redis_db);
     let client = redis::Client::open(url)?;
     let streams = events::Streams::with_prefix(cli.stream_prefix);
     let mut out = std::io::stdout().lock();
@@ -108,6 +154,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Redrive { stream, count, group } => {
             commands::redrive(&client, &streams.named(&stream), count, group.as_deref(), &mut out).await
+        }
+        Command::Auth { command: AuthCommand::Init { dir, force } } => {
+            auth::init(&auth::key_dir(dir)?, force, &mut out)
+        }
+        Command::Token { scopes, all_scopes, ttl, subject, issuer, audience, dir } => {
+            let scopes = if all_scopes { service_kit::auth::Scope::ALL.to_vec() } else { scopes };
+            let request = auth::TokenRequest { subject, scopes, ttl, issuer, audience };
+            let token = auth::token(&auth::key_dir(dir)?, &request)?;
+            std::io::Write::write_all(&mut out, format!("{token}\n").as_bytes()).map_err(anyhow::Error::from)
         }
     }
 }

@@ -107,6 +107,8 @@ impl Application {
     /// A setting is invalid, PostgreSQL is unreachable, a migration fails, or the port is taken.
     pub async fn build(settings: &Settings, booking: &BookingSettings) -> anyhow::Result<Self> {
         let policy = booking.policy()?;
+        // Checked first: a service that cannot verify tokens does not start.
+        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let Foundation { pool, consumer_pool, redis, outbox, relay, retention, listener } =
             Foundation::build::<events::ReservationEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
@@ -122,7 +124,6 @@ impl Application {
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
         let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
-        let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },

@@ -217,4 +217,23 @@ mod tests {
         assert_eq!(ephemeral.db_consumer_max_connections, 5);
         assert_eq!(ephemeral.shutdown_grace(), std::time::Duration::from_secs(10));
     }
+
+    #[test]
+    fn tokens_are_expected_from_the_platform_for_the_platform_with_30_seconds_of_leeway_and_no_key_by_default() {
+        let command = Settings::augment_args(clap::Command::new("service"));
+        let argument = |env: &str| command.get_arguments().find(|argument| argument.get_env() == Some(env.as_ref()));
+        let default_of = |env: &str| {
+            argument(env)
+                .and_then(|argument| argument.get_default_values().first().cloned())
+                .map(|value| value.to_string_lossy().into_owned())
+        };
+        assert_eq!(default_of("AUTH_ISSUER").as_deref(), Some("restaurant-platform"));
+        assert_eq!(default_of("AUTH_AUDIENCE").as_deref(), Some("restaurant-platform"));
+        assert_eq!(default_of("AUTH_LEEWAY_SECONDS").as_deref(), Some("30"));
+        assert_eq!(default_of("AUTH_JWKS_COOLDOWN_SECONDS").as_deref(), Some("30"));
+        for unset in ["AUTH_PUBLIC_KEY_FILE", "AUTH_JWKS_URL"] {
+            assert!(argument(unset).is_some(), "{unset} is read");
+            assert_eq!(default_of(unset), None, "{unset} has no default");
+        }
+    }
 }

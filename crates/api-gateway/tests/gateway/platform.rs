@@ -107,6 +107,7 @@ async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
         .arg(&script)
         .env("GATEWAY_URL", &gateway.base)
         .env("STREAM_PREFIX", &services.stream_prefix)
+        .env("STAFF_TOKEN", testkit::auth::staff_token()?)
         .output()
         .await?;
     let stdout = String::from_utf8_lossy(&output.stdout);

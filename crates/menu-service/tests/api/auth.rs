@@ -2,6 +2,8 @@
 
 use crate::helpers::*;
 use serde_json::{Value, json};
+use service_kit::Settings;
+use service_kit::auth::AuthSettings;
 use testkit::Api;
 use testkit::auth::{TestKeys, hmac_signed, now, unsigned};
 
@@ -162,5 +164,30 @@ async fn the_openapi_document_declares_the_bearer_scheme_and_each_writes_scope()
     let list = &document["paths"]["/api/v1/menus"]["get"];
     assert!(list["security"].is_null(), "reading is anonymous: {}", list["security"]);
     assert!(list["responses"]["401"].is_null());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_without_a_key_to_verify_tokens_with_refuses_to_start() -> TestResult {
+    let (settings, _db) = test_settings().await?;
+    let settings = Settings { auth: AuthSettings { public_key_pem: None, ..settings.auth }, ..settings };
+    let Err(error) = menu_service::Application::build(&settings).await else {
+        anyhow::bail!("the service started without a key")
+    };
+    assert!(error.to_string().contains("set AUTH_PUBLIC_KEY_FILE"), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_auth_public_key_file_only_tokens_of_that_key_are_accepted() -> TestResult {
+    let keys = TestKeys::new()?;
+    let (settings, db) = test_settings().await?;
+    let auth = AuthSettings { public_key_pem: None, public_key_file: Some(keys.public_key_file()), ..settings.auth };
+    let app = spawn_with(Settings { auth, ..settings }, db).await?;
+
+    let ours = app.api.with_token(&keys.token(&["menus:write"])?)?.post("/api/v1/menus", &lunch()).await?;
+    assert_eq!(ours.status(), 201);
+    let test_key = app.api.with_token(&TestKeys::shared()?.token(&["menus:write"])?)?;
+    assert_eq!(test_key.post("/api/v1/menus", &lunch()).await?.status(), 401);
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! tokens with made-up `kid`s cannot make the service hammer the provider. A
 //! failed fetch keeps the keys already known, so a provider outage does not
 //! log everyone out. Only EdDSA (Ed25519) and ES256 (P-256) keys are taken;
-//! others in the set (RSA, symmetric) are ignored.
+//! others in the set (RSA, symmetric) are ignored. The URL may be https
+//! (rustls with the webpki roots), as an identity provider's is.
 
 use super::{AuthError, TokenError};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};

@@ -202,3 +202,16 @@ async fn a_failed_jwks_refetch_keeps_the_keys_already_known() -> anyhow::Result<
     assert!(verifier.verify(&with_kid(&rotated, "ed-2")?).await.is_ok(), "a rotated-in key is picked up");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unreachable_jwks_leaves_tokens_refused_as_keys_unavailable() -> anyhow::Result<()> {
+    let settings = AuthSettings {
+        public_key_pem: None,
+        jwks_url: Some("https://127.0.0.1:1/.well-known/jwks.json".to_owned()),
+        ..AuthSettings::for_tests()
+    };
+    let verifier = Verifier::from_settings(&settings)?;
+    let token = with_kid(&TestKeys::new()?, "any")?;
+    assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
+    Ok(())
+}
