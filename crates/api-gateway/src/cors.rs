@@ -16,7 +16,7 @@ pub enum Cors {
 }
 
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS");
-const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("content-type, if-match, x-request-id");
+const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("authorization, content-type, if-match, x-request-id");
 const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("etag, location, x-request-id");
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 

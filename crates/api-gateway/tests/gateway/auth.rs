@@ -111,3 +111,20 @@ async fn guest_capabilities_and_anonymous_requests_are_forwarded_for_the_service
     assert!(seen["headers"].get("authorization").is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_browser_on_an_allowed_origin_may_send_a_bearer_token() -> TestResult {
+    let upstream = echo("menus").await?;
+    let gateway = spawn_gateway(settings_for(&upstream.url)).await?;
+    let preflight = gateway
+        .client
+        .request(reqwest::Method::OPTIONS, gateway.url("/api/v1/menus"))
+        .header("origin", "https://console.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type")
+        .send()
+        .await?;
+    assert_eq!(preflight.status(), 204);
+    assert!(preflight.headers()["access-control-allow-headers"].to_str()?.contains("authorization"));
+    Ok(())
+}

@@ -109,6 +109,9 @@ async fn bad_tokens_get_401_invalid_token_saying_why_and_create_nothing() -> Tes
         claims
     };
     let valid = keys.token(&["menus:write"])?;
+    let mut critical = jsonwebtoken::Header::new(keys.algorithm());
+    critical.crit = Some(vec!["b64".to_owned()]);
+    critical.extras.insert("b64", true);
     let cases = [
         ("expired", keys.sign(&claims(&|c| c["exp"] = json!(now() - 120)))?, "the token has expired"),
         ("not yet valid", keys.sign(&claims(&|c| c["nbf"] = json!(now() + 600)))?, "the token is not valid yet"),
@@ -131,6 +134,11 @@ async fn bad_tokens_get_401_invalid_token_saying_why_and_create_nothing() -> Tes
         ),
         ("truncated", valid[..valid.len() - 8].to_owned(), "the token is malformed"),
         ("garbage", "garbage".to_owned(), "the token is malformed"),
+        (
+            "an unknown critical header",
+            keys.sign_with(&critical, &TestKeys::claims(&["menus:write"]))?,
+            "the token has critical header parameters this service does not understand",
+        ),
     ];
     for (case, token, reason) in cases {
         let response = app.api.with_token(&token)?.post("/api/v1/menus", &lunch()).await?;
