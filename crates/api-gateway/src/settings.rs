@@ -38,18 +38,9 @@ pub struct GatewaySettings {
     /// only when the gateway has CPUs the services do not need.
     #[arg(long, env = "GATEWAY_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// Redis host: where every gateway instance keeps the shared rate-limit budgets.
-    #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
-    pub redis_host: String,
-    /// Redis port.
-    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
-    pub redis_port: u16,
-    /// Redis password, empty for none.
-    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true)]
-    pub redis_password: String,
-    /// Redis database number.
-    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
-    pub redis_db: i64,
+    /// The Redis where every gateway instance keeps the shared rate-limit budgets.
+    #[command(flatten)]
+    pub redis: service_kit::settings::RedisSettings,
     /// The rate limits, per client and route class.
     #[command(flatten)]
     pub rate_limits: RateLimitSettings,
@@ -140,10 +131,7 @@ impl GatewaySettings {
             max_body_bytes: 1024 * 1024,
             cors_allowed_origins: "*".to_owned(),
             workers: 1,
-            redis_host: "127.0.0.1".to_owned(),
-            redis_port: 6379,
-            redis_password: String::new(),
-            redis_db: 0,
+            redis: service_kit::settings::RedisSettings::local(),
             rate_limits: RateLimitSettings { rate_limit_enabled: false, ..RateLimitSettings::default() },
             client_body_timeout_ms: 10_000,
             client_body_buffer_bytes: 64 * 1024,
@@ -169,8 +157,7 @@ impl GatewaySettings {
 
     /// The Redis URL.
     pub fn redis_url(&self) -> String {
-        let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
-        format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
+        self.redis.url()
     }
 
     /// How long a client may take to send a request body: [`GatewaySettings::client_body_timeout_ms`].

@@ -367,16 +367,20 @@ async fn edit_item(
         price_cents: parse_optional::<Cents, _>("price_cents", body.price_cents)?,
         currency: parse_optional::<Currency, _>("currency", body.currency)?,
     };
-    menus
-        .change(
-            menu_id,
-            if_match,
-            &request_id,
-            None,
-            |menu| menu.update_item(item_id, changes),
-            menu_reply(StatusCode::OK),
-        )
-        .await
+    update_item(&menus, &request_id, if_match, menu_id, item_id, changes).await
+}
+
+/// Applies `changes` to an item and answers with the menu as it now is.
+async fn update_item(
+    menus: &Menus,
+    request_id: &str,
+    if_match: IfMatch,
+    menu_id: MenuId,
+    item_id: MenuItemId,
+    changes: ItemChanges,
+) -> Result<Reply, Error> {
+    let command = |menu: &mut Menu| menu.update_item(item_id, changes);
+    menus.change(menu_id, if_match, request_id, None, command, menu_reply(StatusCode::OK)).await
 }
 
 /// Replaces every editable part of an item; its availability stays.
@@ -394,16 +398,7 @@ async fn replace_item(
     Json(body): Json<ItemRequest>,
 ) -> Result<Reply, Error> {
     let changes = ItemChanges::from(body.parse("")?);
-    menus
-        .change(
-            menu_id,
-            if_match,
-            &request_id,
-            None,
-            |menu| menu.update_item(item_id, changes),
-            menu_reply(StatusCode::OK),
-        )
-        .await
+    update_item(&menus, &request_id, if_match, menu_id, item_id, changes).await
 }
 
 /// Whether an item can be ordered.

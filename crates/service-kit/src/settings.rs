@@ -42,18 +42,9 @@ pub struct Settings {
     /// (`idle_in_transaction_session_timeout`), in milliseconds.
     #[arg(long, env = "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
     pub db_idle_in_transaction_timeout_ms: u64,
-    /// Redis host.
-    #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
-    pub redis_host: String,
-    /// Redis port.
-    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
-    pub redis_port: u16,
-    /// Redis password, empty for none.
-    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true)]
-    pub redis_password: String,
-    /// Redis database number.
-    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
-    pub redis_db: i64,
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisSettings,
     /// HTTP port; 0 picks a free one. Defaults to the service's own port.
     #[arg(long, env = "SERVER_PORT")]
     pub server_port: Option<u16>,
@@ -112,10 +103,7 @@ impl Settings {
             db_statement_timeout_ms: 5000,
             db_lock_timeout_ms: 2000,
             db_idle_in_transaction_timeout_ms: 10_000,
-            redis_host: "127.0.0.1".to_owned(),
-            redis_port: 6379,
-            redis_password: String::new(),
-            redis_db: 0,
+            redis: RedisSettings::local(),
             server_port: Some(0),
             stream_prefix: stream_prefix.to_owned(),
             stream_min_age_seconds: 86_400,
@@ -170,8 +158,7 @@ impl Settings {
 
     /// The Redis URL.
     pub fn redis_url(&self) -> String {
-        let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
-        format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
+        self.redis.url()
     }
 
     /// How the service trims the streams it publishes.
@@ -187,6 +174,37 @@ impl Settings {
     /// Where the service's streams live.
     pub fn streams(&self) -> events::Streams {
         events::Streams::with_prefix(self.stream_prefix.clone())
+    }
+}
+
+/// Where Redis is, from the seed's `REDIS_*` variables: what the services and
+/// the gateway flatten into their settings.
+#[derive(Debug, Clone, Args)]
+pub struct RedisSettings {
+    /// Redis host.
+    #[arg(long, env = "REDIS_HOST", default_value = "localhost")]
+    pub redis_host: String,
+    /// Redis port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+    /// Redis password, empty for none.
+    #[arg(long, env = "REDIS_PASSWORD", default_value = "", hide_env_values = true)]
+    pub redis_password: String,
+    /// Redis database number.
+    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+}
+
+impl RedisSettings {
+    /// This machine's Redis on its default port, database 0, no password.
+    pub fn local() -> Self {
+        Self { redis_host: "127.0.0.1".to_owned(), redis_port: 6379, redis_password: String::new(), redis_db: 0 }
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> String {
+        let auth = if self.redis_password.is_empty() { String::new() } else { format!(":{}@", self.redis_password) };
+        format!("redis://{auth}{}:{}/{}", self.redis_host, self.redis_port, self.redis_db)
     }
 }
 

@@ -122,7 +122,8 @@ async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
 async fn a_service_with_redis_unreachable_stays_ready_and_says_redis_is_down() -> TestResult {
     let db = TestDb::new().await?;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-    let settings = Settings { redis_port: closed, ..service_settings(&db, &testkit::unique("test-")) };
+    let mut settings = service_settings(&db, &testkit::unique("test-"));
+    settings.redis.redis_port = closed;
     let menu = menu_service::Application::build(&settings).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     for _ in 0..2 {

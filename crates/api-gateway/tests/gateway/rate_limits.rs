@@ -4,6 +4,7 @@ use crate::helpers::{TestResult, echo, problem, settings_for, spawn_gateway};
 use api_gateway::GatewaySettings;
 use api_gateway::settings::RateLimitSettings;
 use serde_json::json;
+use service_kit::settings::RedisSettings;
 use std::time::Duration;
 use testkit::Running;
 
@@ -11,7 +12,7 @@ use testkit::Running;
 /// once, on the Redis at `port`, under a key prefix of the test's own.
 fn limited(url: &str, redis_port: u16, prefix: &str, bookings: u32) -> GatewaySettings {
     GatewaySettings {
-        redis_port,
+        redis: RedisSettings { redis_port, ..RedisSettings::local() },
         rate_limits: RateLimitSettings {
             rate_limit_enabled: true,
             booking_per_minute: bookings,
