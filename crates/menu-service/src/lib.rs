@@ -11,7 +11,7 @@ pub mod service;
 pub mod store;
 
 use service_kit::Settings;
-use service_kit::foundation::{self, Background, Foundation};
+use service_kit::foundation::{self, Foundation};
 use service_kit::http::Dependencies;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -28,11 +28,8 @@ static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    relay: events::OutboxRelay,
+    publishing: foundation::Publishing,
     shutdown_grace: std::time::Duration,
-    /// Where idempotency keys are kept, and for how long.
-    idempotency_keys: (sqlx::PgPool, std::time::Duration),
-    retention: events::retention::Retention,
 }
 
 impl Application {
@@ -45,10 +42,9 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         // Checked first: a service that cannot verify tokens does not start.
         let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
-        let Foundation { pool, redis, outbox, relay, retention, listener, .. } =
+        let Foundation { pool, redis, outbox, publishing, listener, .. } =
             Foundation::build::<events::MenuEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let menus = service::Menus::new(pool.clone(), outbox);
-        let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(
             http::router(menus),
             Dependencies { pool, redis },
@@ -56,7 +52,7 @@ impl Application {
             <http::ApiDoc as utoipa::OpenApi>::openapi(),
             verifier,
         );
-        Ok(Self { listener, router, relay, retention, shutdown_grace: settings.shutdown_grace(), idempotency_keys })
+        Ok(Self { listener, router, publishing, shutdown_grace: settings.shutdown_grace() })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -74,14 +70,7 @@ impl Application {
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let background = vec![
-            Background::spawn("outbox relay", self.relay.run(cancel.clone())),
-            Background::spawn("stream retention", self.retention.run(cancel.clone())),
-            Background::spawn(
-                "idempotency key pruning",
-                service_kit::idempotency::run_pruning(self.idempotency_keys.0, self.idempotency_keys.1, cancel.clone()),
-            ),
-        ];
+        let background = self.publishing.spawn(&cancel);
         foundation::run("menu-service", self.listener, self.router, background, cancel, self.shutdown_grace).await
     }
 }

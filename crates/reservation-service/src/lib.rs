@@ -87,14 +87,11 @@ impl BookingSettings {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    relay: events::OutboxRelay,
-    retention: events::retention::Retention,
+    publishing: foundation::Publishing,
     consumer: Consumer<MenuEvent, Inboxed<menu_view::MenuProjection>>,
     inbox: Inbox,
     inbox_retention: std::time::Duration,
     shutdown_grace: std::time::Duration,
-    /// Where idempotency keys are kept, and for how long.
-    idempotency_keys: (sqlx::PgPool, std::time::Duration),
 }
 
 /// How often the inbox forgets records older than its retention.
@@ -109,7 +106,7 @@ impl Application {
         let policy = booking.policy()?;
         // Checked first: a service that cannot verify tokens does not start.
         let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
-        let Foundation { pool, consumer_pool, redis, outbox, relay, retention, listener } =
+        let Foundation { pool, consumer_pool, redis, outbox, publishing, listener } =
             Foundation::build::<events::ReservationEvent>(settings, DEFAULT_SCHEMA, DEFAULT_PORT, &MIGRATIONS).await?;
         let streams = settings.streams();
         let consumer_name = match &booking.consumer_name {
@@ -123,7 +120,6 @@ impl Application {
             Inboxed::new(inbox.clone(), menu_view::MenuProjection),
         );
         let reservations = service::Reservations::new(pool.clone(), outbox, policy);
-        let idempotency_keys = (pool.clone(), settings.idempotency_key_ttl());
         let router = service_kit::http::finish(
             http::router(reservations),
             Dependencies { pool, redis },
@@ -134,13 +130,11 @@ impl Application {
         Ok(Self {
             listener,
             router,
-            relay,
-            retention,
+            publishing,
             consumer,
             inbox,
             inbox_retention: settings.inbox_retention(),
             shutdown_grace: settings.shutdown_grace(),
-            idempotency_keys,
         })
     }
 
@@ -159,19 +153,14 @@ impl Application {
     /// # Errors
     /// The listener failed.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let background = vec![
-            Background::spawn("outbox relay", self.relay.run(cancel.clone())),
-            Background::spawn("stream retention", self.retention.run(cancel.clone())),
-            Background::spawn(
-                "idempotency key pruning",
-                service_kit::idempotency::run_pruning(self.idempotency_keys.0, self.idempotency_keys.1, cancel.clone()),
-            ),
+        let mut background = self.publishing.spawn(&cancel);
+        background.extend([
             Background::spawn("menu-events consumer", self.consumer.run(cancel.clone())),
             Background::spawn(
                 "inbox pruning",
                 self.inbox.run_pruning(self.inbox_retention, INBOX_PRUNE_INTERVAL, cancel.clone()),
             ),
-        ];
+        ]);
         foundation::run("reservation-service", self.listener, self.router, background, cancel, self.shutdown_grace)
             .await
     }
@@ -190,18 +179,10 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Args;
 
     #[test]
     fn the_default_booking_settings_are_the_documented_ones() {
-        let command = BookingSettings::augment_args(clap::Command::new("reservation-service"));
-        let default_of = |name: &str| {
-            command
-                .get_arguments()
-                .find(|argument| argument.get_id() == name)
-                .and_then(|argument| argument.get_default_values().first().cloned())
-                .map(|value| value.to_string_lossy().into_owned())
-        };
+        let default_of = testkit::default_of::<BookingSettings>;
         let defaults = BookingSettings::default();
         assert_eq!(default_of("restaurant_seats"), Some(defaults.restaurant_seats.to_string()));
         assert_eq!(default_of("max_party_size"), Some(defaults.max_party_size.to_string()));

@@ -23,13 +23,12 @@ pub struct Foundation {
     pub consumer_pool: PgPool,
     /// The Redis the service publishes to and consumes from.
     pub redis: redis::Client,
-    /// Where the service appends its events and commits them, waking `relay`.
+    /// Where the service appends its events and commits them, waking the
+    /// relay of `publishing`.
     pub outbox: events::Outbox,
-    /// Publishes the service's outbox; run it with [`run`].
-    pub relay: events::OutboxRelay,
-    /// Trims the stream the service publishes below what its consumer groups
-    /// acknowledged; run it beside the relay.
-    pub retention: events::retention::Retention,
+    /// What keeps the service's events and keys moving and bounded; spawn it
+    /// with [`Publishing::spawn`] and hand the tasks to [`run`].
+    pub publishing: Publishing,
     /// Bound to `SERVER_PORT` or the service's default port.
     pub listener: TcpListener,
 }
@@ -69,7 +68,37 @@ impl Foundation {
             events::retention::Retention::new(redis.clone(), vec![settings.streams().of::<E>()], settings.retention());
         let port = settings.server_port.unwrap_or(default_port);
         let listener = TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
-        Ok(Self { pool, consumer_pool, redis, outbox, relay, retention, listener })
+        let publishing = Publishing {
+            relay,
+            retention,
+            idempotency_keys: pool.clone(),
+            idempotency_key_ttl: settings.idempotency_key_ttl(),
+        };
+        Ok(Self { pool, consumer_pool, redis, outbox, publishing, listener })
+    }
+}
+
+/// The background work of every service that publishes events: its outbox
+/// relay, the retention of the stream it publishes, and the pruning of its
+/// idempotency keys.
+#[derive(Debug)]
+pub struct Publishing {
+    relay: events::OutboxRelay,
+    retention: events::retention::Retention,
+    idempotency_keys: PgPool,
+    idempotency_key_ttl: std::time::Duration,
+}
+
+impl Publishing {
+    /// Spawns the relay, the retention and the key pruning, each stopping
+    /// when `cancel` fires.
+    pub fn spawn(self, cancel: &CancellationToken) -> Vec<Background> {
+        let pruning = crate::idempotency::run_pruning(self.idempotency_keys, self.idempotency_key_ttl, cancel.clone());
+        vec![
+            Background::spawn("outbox relay", self.relay.run(cancel.clone())),
+            Background::spawn("stream retention", self.retention.run(cancel.clone())),
+            Background::spawn("idempotency key pruning", pruning),
+        ]
     }
 }
 

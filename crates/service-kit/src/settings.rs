@@ -214,14 +214,7 @@ mod tests {
 
     #[test]
     fn the_database_timeouts_pool_size_and_shutdown_grace_default_to_the_documented_values() {
-        let command = Settings::augment_args(clap::Command::new("service"));
-        let default_of = |name: &str| {
-            command
-                .get_arguments()
-                .find(|argument| argument.get_id() == name)
-                .and_then(|argument| argument.get_default_values().first().cloned())
-                .map(|value| value.to_string_lossy().into_owned())
-        };
+        let default_of = testkit::default_of::<Settings>;
         assert_eq!(default_of("db_statement_timeout_ms").as_deref(), Some("5000"));
         assert_eq!(default_of("db_lock_timeout_ms").as_deref(), Some("2000"));
         assert_eq!(default_of("db_idle_in_transaction_timeout_ms").as_deref(), Some("10000"));

@@ -100,6 +100,16 @@ pub fn init_tracing() {
     });
 }
 
+/// The default value of argument `name` (its field name) of the settings
+/// `A`, as clap would take it: how tests check documented defaults.
+pub fn default_of<A: clap::Args>(name: &str) -> Option<String> {
+    A::augment_args(clap::Command::new("settings"))
+        .get_arguments()
+        .find(|argument| argument.get_id() == name)
+        .and_then(|argument| argument.get_default_values().first().cloned())
+        .map(|value| value.to_string_lossy().into_owned())
+}
+
 /// Polls `check` until it yields `true`, failing after `within`.
 ///
 /// # Errors
