@@ -144,6 +144,7 @@ async fn metrics_count_requests_per_route_and_status_with_latency_histograms() -
         .find(|line| {
             line.starts_with("gateway_requests_total")
                 && line.contains(r#"route="/api/v1/reservations""#)
+                && line.contains(r#"method="GET""#)
                 && line.contains(r#"status="200""#)
         })
         .and_then(|line| line.rsplit(' ').next())
