@@ -225,3 +225,63 @@ pub fn hmac_signed(claims: &Value, secret: &[u8]) -> anyhow::Result<String> {
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
+
+/// A token the platform must refuse, and the reason it must give.
+#[derive(Debug, Clone)]
+pub struct BadToken {
+    /// What is wrong with it, for assertion messages.
+    pub case: &'static str,
+    /// The token.
+    pub token: String,
+    /// The `error_description` and problem `detail` a refusal carries.
+    pub reason: &'static str,
+}
+
+/// Every kind of bad token a service and the gateway must answer 401: each
+/// would carry scope `menus:write` were it valid.
+///
+/// # Errors
+/// Signing failed.
+pub fn bad_tokens() -> anyhow::Result<Vec<BadToken>> {
+    let keys = TestKeys::shared()?;
+    let claims = |change: &dyn Fn(&mut Value)| {
+        let mut claims = TestKeys::claims(&["menus:write"]);
+        change(&mut claims);
+        claims
+    };
+    let valid = keys.token(&["menus:write"])?;
+    let mut critical = Header::new(keys.algorithm());
+    critical.crit = Some(vec!["b64".to_owned()]);
+    critical.extras.insert("b64".to_owned(), true);
+    let bad = |case, token, reason| BadToken { case, token, reason };
+    Ok(vec![
+        bad("expired", keys.sign(&claims(&|c| c["exp"] = json!(now() - 120)))?, "the token has expired"),
+        bad("not yet valid", keys.sign(&claims(&|c| c["nbf"] = json!(now() + 600)))?, "the token is not valid yet"),
+        bad(
+            "wrong audience",
+            keys.sign(&claims(&|c| c["aud"] = json!("another-platform")))?,
+            "the token is meant for another audience",
+        ),
+        bad("wrong issuer", keys.sign(&claims(&|c| c["iss"] = json!("evil")))?, "the token is from another issuer"),
+        bad("wrong key", TestKeys::new()?.token(&["menus:write"])?, "the token's signature does not verify"),
+        bad(
+            "alg none",
+            unsigned(&json!({"alg": "none", "typ": "JWT"}), &TestKeys::claims(&["menus:write"]), b""),
+            "the token is malformed",
+        ),
+        bad(
+            "HS256 keyed with the public key",
+            hmac_signed(&TestKeys::claims(&["menus:write"]), keys.public_key_pem().as_bytes())?,
+            "the token is not signed with the algorithm of the platform's key",
+        ),
+        // Cut inside the claims. (Cut inside the signature, a token is
+        // malformed or merely unverifiable, depending on its last bits.)
+        bad("truncated", valid[..valid.find('.').map_or(0, |dot| dot + 10)].to_owned(), "the token is malformed"),
+        bad("garbage", "garbage".to_owned(), "the token is malformed"),
+        bad(
+            "an unknown critical header",
+            keys.sign_with(&critical, &TestKeys::claims(&["menus:write"]))?,
+            "the token has critical header parameters this service does not understand",
+        ),
+    ])
+}

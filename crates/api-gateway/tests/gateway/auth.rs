@@ -7,7 +7,7 @@ use axum::routing::any;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use testkit::auth::{TestKeys, hmac_signed, now, unsigned};
+use testkit::auth::TestKeys;
 
 #[tokio::test]
 async fn identity_and_forwarding_headers_a_client_sends_never_reach_the_upstream() -> TestResult {
@@ -52,35 +52,7 @@ async fn a_jwt_that_fails_verification_is_a_401_from_the_gateway_and_reaches_no_
     })))
     .await?;
     let gateway = spawn_gateway(settings_for(&upstream.url)).await?;
-    let keys = TestKeys::shared()?;
-    let claims = |change: &dyn Fn(&mut Value)| {
-        let mut claims = TestKeys::claims(&["menus:write"]);
-        change(&mut claims);
-        claims
-    };
-    let valid = keys.token(&["menus:write"])?;
-    let cases = [
-        ("expired", keys.sign(&claims(&|c| c["exp"] = json!(now() - 120)))?, "the token has expired"),
-        ("not yet valid", keys.sign(&claims(&|c| c["nbf"] = json!(now() + 600)))?, "the token is not valid yet"),
-        ("wrong audience", keys.sign(&claims(&|c| c["aud"] = json!("x")))?, "the token is meant for another audience"),
-        ("wrong issuer", keys.sign(&claims(&|c| c["iss"] = json!("x")))?, "the token is from another issuer"),
-        ("wrong key", TestKeys::new()?.token(&["menus:write"])?, "the token's signature does not verify"),
-        (
-            "alg none",
-            unsigned(&json!({"alg": "none"}), &TestKeys::claims(&["menus:write"]), b""),
-            "the token is malformed",
-        ),
-        (
-            "HS256 keyed with the public key",
-            hmac_signed(&TestKeys::claims(&["menus:write"]), keys.public_key_pem().as_bytes())?,
-            "the token is not signed with the algorithm of the platform's key",
-        ),
-        // Cut inside the claims. (Cut inside the signature, a token is
-        // malformed or merely unverifiable, depending on its last bits.)
-        ("truncated", valid[..valid.find('.').map_or(0, |dot| dot + 10)].to_owned(), "the token is malformed"),
-        ("garbage", "garbage".to_owned(), "the token is malformed"),
-    ];
-    for (case, token, reason) in cases {
+    for testkit::auth::BadToken { case, token, reason } in testkit::auth::bad_tokens()? {
         let response = gateway.with_token(&token)?.post("/api/v1/menus", &json!({"name": "Lunch"})).await?;
         let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert!(response.headers().contains_key("x-request-id"), "{case}");

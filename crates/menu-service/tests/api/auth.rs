@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use service_kit::Settings;
 use service_kit::auth::AuthSettings;
 use testkit::Api;
-use testkit::auth::{TestKeys, hmac_signed, now, unsigned};
+use testkit::auth::TestKeys;
 
 /// How many menus the service holds.
 async fn menus(app: &TestApp) -> anyhow::Result<i64> {
@@ -102,47 +102,7 @@ async fn a_token_with_menus_write_may_create_a_menu() -> TestResult {
 #[tokio::test]
 async fn bad_tokens_get_401_invalid_token_saying_why_and_create_nothing() -> TestResult {
     let app = spawn_app().await?;
-    let keys = TestKeys::shared()?;
-    let claims = |change: &dyn Fn(&mut Value)| {
-        let mut claims = TestKeys::claims(&["menus:write"]);
-        change(&mut claims);
-        claims
-    };
-    let valid = keys.token(&["menus:write"])?;
-    let mut critical = jsonwebtoken::Header::new(keys.algorithm());
-    critical.crit = Some(vec!["b64".to_owned()]);
-    critical.extras.insert("b64", true);
-    let cases = [
-        ("expired", keys.sign(&claims(&|c| c["exp"] = json!(now() - 120)))?, "the token has expired"),
-        ("not yet valid", keys.sign(&claims(&|c| c["nbf"] = json!(now() + 600)))?, "the token is not valid yet"),
-        (
-            "wrong audience",
-            keys.sign(&claims(&|c| c["aud"] = json!("another-platform")))?,
-            "the token is meant for another audience",
-        ),
-        ("wrong issuer", keys.sign(&claims(&|c| c["iss"] = json!("evil")))?, "the token is from another issuer"),
-        ("wrong key", TestKeys::new()?.token(&["menus:write"])?, "the token's signature does not verify"),
-        (
-            "alg none",
-            unsigned(&json!({"alg": "none", "typ": "JWT"}), &TestKeys::claims(&["menus:write"]), b""),
-            "the token is malformed",
-        ),
-        (
-            "HS256 keyed with the public key",
-            hmac_signed(&TestKeys::claims(&["menus:write"]), keys.public_key_pem().as_bytes())?,
-            "the token is not signed with the algorithm of the platform's key",
-        ),
-        // Cut inside the claims. (Cut inside the signature, a token is
-        // malformed or merely unverifiable, depending on its last bits.)
-        ("truncated", valid[..valid.find('.').map_or(0, |dot| dot + 10)].to_owned(), "the token is malformed"),
-        ("garbage", "garbage".to_owned(), "the token is malformed"),
-        (
-            "an unknown critical header",
-            keys.sign_with(&critical, &TestKeys::claims(&["menus:write"]))?,
-            "the token has critical header parameters this service does not understand",
-        ),
-    ];
-    for (case, token, reason) in cases {
+    for testkit::auth::BadToken { case, token, reason } in testkit::auth::bad_tokens()? {
         let response = app.api.with_token(&token)?.post("/api/v1/menus", &lunch()).await?;
         assert_eq!(response.status(), 401, "{case}");
         assert_eq!(
