@@ -6,6 +6,7 @@ use crate::settings::GatewaySettings;
 use anyhow::Context;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Uri};
+use service_kit::catalog;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -78,19 +79,26 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The platform's routes with the upstream URLs of `settings`. A new
-    /// service is one line here and one setting.
+    /// The routes of every service in [`catalog::SERVICES`], at the
+    /// upstream URLs of `settings`.
     ///
     /// # Errors
     /// An upstream URL is invalid.
     pub fn new(settings: &GatewaySettings) -> anyhow::Result<Self> {
-        let upstream = |name, url: &str| {
-            Upstream::parse(name, url, settings.upstream_max_in_flight, settings.connect_timeout()).map(Arc::new)
-        };
-        let menu = upstream("menu-service", &settings.menu_service_url)?;
-        let reservation = upstream("reservation-service", &settings.reservation_service_url)?;
-        let routes = vec![Route::new("/api/v1/menus", &menu), Route::new("/api/v1/reservations", &reservation)];
-        Ok(Self { routes, upstreams: vec![menu, reservation] })
+        let mut routes = Vec::new();
+        let mut upstreams = Vec::new();
+        for service in catalog::SERVICES {
+            let url = settings.upstream_url(service);
+            let upstream = Arc::new(Upstream::parse(
+                service.name,
+                &url,
+                settings.upstream_max_in_flight,
+                settings.connect_timeout(),
+            )?);
+            routes.extend(service.routes.iter().map(|prefix| Route::new(prefix, &upstream)));
+            upstreams.push(upstream);
+        }
+        Ok(Self { routes, upstreams })
     }
 
     /// The route serving `path`, matching whole segments: `/api/v1/menus`
@@ -121,7 +129,8 @@ mod tests {
         assert_eq!(served_by("/api/v1/menusx"), None);
         assert_eq!(served_by("/api/v1"), None);
         assert_eq!(served_by("/health"), None);
-        assert_eq!(routes.upstreams().len(), 2);
+        assert_eq!(served_by("/api/v1/portions"), Some("inventory-service"));
+        assert_eq!(routes.upstreams().len(), catalog::SERVICES.len());
         assert_eq!(routes.upstreams()[0].url("/api/v1/menus?x=1")?.to_string(), "http://menu:8081/api/v1/menus?x=1");
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! The gateway's configuration, from the environment.
 
 use clap::Args;
+use service_kit::catalog::{self, Entry};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where the services are and how to treat requests.
@@ -9,12 +11,11 @@ pub struct GatewaySettings {
     /// HTTP port; 0 picks a free one.
     #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
     pub server_port: u16,
-    /// The menu service's base URL.
-    #[arg(long, env = "MENU_SERVICE_URL", default_value = "http://127.0.0.1:8081")]
-    pub menu_service_url: String,
-    /// The reservation service's base URL.
-    #[arg(long, env = "RESERVATION_SERVICE_URL", default_value = "http://127.0.0.1:8082")]
-    pub reservation_service_url: String,
+    /// Base URLs of services, by name, overriding `<NAME>_URL` from the
+    /// environment (`MENU_SERVICE_URL`), whose default is the service's port
+    /// on this machine (see [`service_kit::catalog`]).
+    #[arg(skip)]
+    pub upstream_urls: BTreeMap<&'static str, String>,
     /// How long to wait for an upstream's response head before answering 504, in milliseconds.
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
     pub upstream_timeout_ms: u64,
@@ -120,11 +121,15 @@ impl GatewaySettings {
     /// port, with rate limits off (tests that want them turn them on, with a
     /// key prefix of their own), trusting the test key as `Settings::ephemeral`
     /// does (tests, benchmarks).
+    /// The menu and reservation services are at the URLs given; the others
+    /// at [`Self::with_upstream`]'s, or their defaults.
     pub fn for_upstreams(menu_service_url: impl Into<String>, reservation_service_url: impl Into<String>) -> Self {
         Self {
             server_port: 0,
-            menu_service_url: menu_service_url.into(),
-            reservation_service_url: reservation_service_url.into(),
+            upstream_urls: BTreeMap::from([
+                (catalog::MENU.name, menu_service_url.into()),
+                (catalog::RESERVATION.name, reservation_service_url.into()),
+            ]),
             upstream_timeout_ms: 10_000,
             upstream_connect_timeout_ms: 1_000,
             upstream_max_in_flight: 32,
@@ -139,6 +144,22 @@ impl GatewaySettings {
             max_connections_per_client: 256,
             auth: service_kit::auth::AuthSettings::for_tests(),
         }
+    }
+
+    /// The same settings with service `name` at `url`.
+    #[must_use]
+    pub fn with_upstream(mut self, name: &'static str, url: impl Into<String>) -> Self {
+        self.upstream_urls.insert(name, url.into());
+        self
+    }
+
+    /// Where `service` is: as set here, else its `<NAME>_URL`, else on this machine.
+    pub fn upstream_url(&self, service: &Entry) -> String {
+        self.upstream_urls
+            .get(service.name)
+            .cloned()
+            .or_else(|| std::env::var(service.url_variable()).ok().filter(|url| !url.is_empty()))
+            .unwrap_or_else(|| service.local_url())
     }
 
     /// How many worker threads to run.

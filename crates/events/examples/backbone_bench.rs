@@ -25,7 +25,7 @@ use anyhow::Context;
 use events::menu::MenuItem;
 use events::{
     Consumer, ConsumerConfig, DomainEvent, Handler, HandlerError, Inbox, Inboxed, MenuEvent, MenuItemId, Metadata,
-    OutboxRelay, RelayConfig, Streams, TransactionalHandler,
+    OutboxRelay, RelayConfig, Streams, TransactionalHandler, UnitOfWork,
 };
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -227,11 +227,13 @@ async fn publish_rate(events: usize) -> anyhow::Result<(f64, CpuUse)> {
     let db = TestDb::new().await?;
     events::schema::migrate(&db.pool).await?;
     let streams = Streams::with_prefix(testkit::unique("bench-"));
+    // Written before any relay runs: nothing to wake.
+    let outbox = events::Outbox::new(streams.clone(), events::RelayWaker::default());
     for chunk in (0..events).collect::<Vec<_>>().chunks(1000) {
         let batch: Vec<_> = chunk.iter().map(|_| sample_event()).collect();
-        let mut tx = db.pool.begin().await?;
-        events::outbox::append(&mut tx, &streams, &batch).await?;
-        tx.commit().await?;
+        let mut work = outbox.begin(&db.pool).await?;
+        work.append(&batch).await?;
+        work.commit().await?;
     }
     let redis = testkit::redis_client()?;
     let stream = streams.of::<MenuEvent>();
@@ -344,8 +346,8 @@ fn pgbench_rate() -> anyhow::Result<f64> {
 struct Apply;
 
 impl TransactionalHandler<MenuEvent> for Apply {
-    async fn apply(&self, tx: &mut sqlx::PgConnection, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
-        sqlx::query("INSERT INTO applied (event_id) VALUES ($1)").bind(event.id).execute(tx).await?;
+    async fn apply(&self, work: &mut UnitOfWork, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+        sqlx::query("INSERT INTO applied (event_id) VALUES ($1)").bind(event.id).execute(&mut **work).await?;
         Ok(())
     }
 }
@@ -406,8 +408,10 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
     // The consumer is another service, with a pool of its own, as in the platform.
     let consumer_pool = events::pool::options().max_connections(10).connect_with(db.options.clone()).await?;
     warm(&consumer_pool).await?;
+    // Its handler appends nothing, so its outbox wakes no relay.
+    let consumer_outbox = events::Outbox::new(streams.clone(), events::RelayWaker::default());
     let handler = Measured {
-        inner: Inboxed::new(Inbox::new(consumer_pool, "bench"), Apply),
+        inner: Inboxed::new(Inbox::new(consumer_pool, "bench"), consumer_outbox, Apply),
         applied: Arc::clone(&applied),
         latency: Arc::clone(&latency),
     };
@@ -445,9 +449,9 @@ async fn end_to_end(events: usize, rate: Option<f64>) -> anyhow::Result<(f64, Hi
                     if let Some(ticker) = ticker.as_mut() {
                         ticker.tick().await;
                     }
-                    let mut tx = pool.begin().await?;
-                    outbox.append(&mut tx, &[sample_event()]).await?;
-                    outbox.commit(tx).await?;
+                    let mut work = outbox.begin(&pool).await?;
+                    work.append(&[sample_event()]).await?;
+                    work.commit().await?;
                 }
                 anyhow::Ok(())
             })

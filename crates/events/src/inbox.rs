@@ -18,7 +18,8 @@ use crate::backoff::{Backoff, Outage};
 use crate::consumer::{Handler, HandlerError};
 use crate::envelope::{DomainEvent, Event};
 use crate::ids::EventId;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use crate::outbox::{Outbox, UnitOfWork};
+use sqlx::{PgPool, Postgres, Transaction};
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +47,7 @@ impl Inbox {
     /// # Errors
     /// PostgreSQL failed.
     pub async fn begin(&self, event_id: EventId) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         let inserted = sqlx::query(
             "INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -109,39 +110,44 @@ impl Inbox {
 ///
 /// Wrap it in [`Inboxed`] to get a [`Handler`] for a consumer.
 pub trait TransactionalHandler<E: Event>: Send + Sync + 'static {
-    /// Applies `event` using `tx`; the inbox commits it. Returning an error
+    /// Applies `event` in `work`, the inbox's transaction, appending any
+    /// events or commands it causes; the inbox commits it. Returning an error
     /// rolls everything back and the event is retried as [`HandlerError`]
     /// says.
     fn apply(
         &self,
-        tx: &mut PgConnection,
+        work: &mut UnitOfWork,
         event: &DomainEvent<E>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// Runs a [`TransactionalHandler`] inside the inbox transaction, so that a
-/// redelivered event changes nothing.
+/// redelivered event changes nothing, and commits it through the service's
+/// outbox, so that what the handler appends is published.
 #[derive(Debug, Clone)]
 pub struct Inboxed<H> {
     inbox: Inbox,
+    outbox: Outbox,
     handler: H,
 }
 
 impl<H> Inboxed<H> {
-    /// `handler`, applied at most once per event for `inbox`'s group.
-    pub fn new(inbox: Inbox, handler: H) -> Self {
-        Self { inbox, handler }
+    /// `handler`, applied at most once per event for `inbox`'s group,
+    /// appending to `outbox`.
+    pub fn new(inbox: Inbox, outbox: Outbox, handler: H) -> Self {
+        Self { inbox, outbox, handler }
     }
 }
 
 impl<E: Event, H: TransactionalHandler<E>> Handler<E> for Inboxed<H> {
     async fn handle(&self, event: &DomainEvent<E>) -> Result<(), HandlerError> {
-        let Some(mut tx) = self.inbox.begin(event.id).await? else {
+        let Some(tx) = self.inbox.begin(event.id).await? else {
             tracing::debug!(event_id = %event.id, "event already applied; skipping");
             return Ok(());
         };
-        self.handler.apply(&mut tx, event).await?;
-        tx.commit().await?;
+        let mut work = self.outbox.adopt(tx);
+        self.handler.apply(&mut work, event).await?;
+        work.commit().await?;
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ pub use envelope::{DomainEvent, Event, Metadata};
 pub use ids::{EventId, MenuId, MenuItemId, ReservationId};
 pub use inbox::{Inbox, Inboxed, TransactionalHandler};
 pub use menu::MenuEvent;
-pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker};
+pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker, UnitOfWork};
 pub use reservation::ReservationEvent;
 
 /// Implements [`Event`] for a `#[serde(tag = "type", content = "data")]` enum

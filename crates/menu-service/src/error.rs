@@ -2,13 +2,10 @@
 
 use crate::domain::DomainError;
 use axum::response::{IntoResponse, Response};
-use events::MenuId;
-use events::outbox::AppendError;
 use service_kit::Problem;
 use service_kit::database::StoreError;
-use service_kit::extract::StaleVersion;
-use service_kit::idempotency::IdempotencyError;
 use service_kit::values::FieldError;
+use service_kit::write::{NotFound, WriteError};
 
 /// Everything a menu request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -19,31 +16,22 @@ pub enum Error {
     /// The domain refuses the change. HTTP 422, 404 or 409 by kind (see [`DomainError`]).
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// No menu with that id. HTTP 404.
-    #[error("there is no menu {0}")]
-    MenuNotFound(MenuId),
-    /// `If-Match` names another version than the current one. HTTP 409.
-    #[error("the menu {0}")]
-    StaleVersion(#[from] StaleVersion),
-    /// The database failed, or the events could not be written. HTTP 503
-    /// when the database is unreachable, else 500.
+    /// No such menu (404), a stale `If-Match` (409), the idempotency key in
+    /// use (409) or used for another request (422), or the database failed
+    /// (503 when it is unreachable, else 500).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The `Idempotency-Key` is in use (HTTP 409) or was used for another
-    /// request (HTTP 422), or reading it failed.
-    #[error(transparent)]
-    Idempotency(#[from] IdempotencyError),
+    Write(#[from] WriteError),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(error.into())
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Self::Write(error.into())
     }
 }
 
-impl From<AppendError> for Error {
-    fn from(error: AppendError) -> Self {
-        Self::Store(error.into())
+impl From<NotFound> for Error {
+    fn from(missing: NotFound) -> Self {
+        Self::Write(missing.into())
     }
 }
 
@@ -54,12 +42,10 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::DuplicateItemName(_) | DomainError::TooManyItems) => {
                 Problem::unprocessable("items", self.to_string())
             }
-            Self::Domain(DomainError::NoSuchItem(_)) | Self::MenuNotFound(_) => Problem::not_found(self.to_string()),
+            Self::Domain(DomainError::NoSuchItem(_)) => Problem::not_found(self.to_string()),
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
-            Self::StaleVersion(_) => Problem::conflict(self.to_string()),
-            Self::Store(error) => error.problem("the menu database"),
-            Self::Idempotency(error) => error.problem("the menu database"),
+            Self::Write(error) => error.problem("the menu database"),
         };
         problem.into_response()
     }

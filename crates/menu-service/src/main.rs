@@ -1,13 +1,10 @@
 //! `menu-service`: loads settings, sets up logs, runs until SIGTERM or Ctrl-C.
 
-use clap::Parser;
-use menu_service::Application;
-
 #[global_allocator]
 static ALLOCATOR: service_kit::Allocator = service_kit::Allocator;
 
 /// Menus and their items; publishes menu-events.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version)]
 struct Cli {
     #[command(flatten)]
@@ -16,9 +13,6 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    service_kit::telemetry::init();
-    let application = Application::build(&cli.settings).await?;
-    let cancel = service_kit::shutdown::on_signal();
-    application.run_until_stopped(cancel).await
+    let cli: Cli = clap::Parser::parse();
+    service_kit::service::run(menu_service::build(&cli.settings)).await
 }

@@ -1,39 +1,34 @@
 //! The write path: every change loads the menu under a row lock, lets the
-//! domain decide, and commits the new state together with its events.
+//! domain decide, and commits the new state together with its events
+//! ([`service_kit::write`]).
 
 use crate::domain::{Description, DomainError, Menu, MenuName, NewItem};
 use crate::error::Error;
-use crate::store;
-use chrono::{SubsecRound, Utc};
-use events::{DomainEvent, MenuEvent, MenuId, Metadata, Outbox};
-use service_kit::database::StoreError;
+use events::{MenuEvent, MenuId, Outbox};
 use service_kit::extract::IfMatch;
-use service_kit::idempotency::{self, Idempotency, Reply};
+use service_kit::idempotency::{Idempotency, Reply};
+use service_kit::write::{Request, Writer};
 use sqlx::PgPool;
-
-/// The name events carry as their `source`.
-pub const SOURCE: &str = "menu-service";
 
 /// Menus and their changes.
 #[derive(Debug, Clone)]
 pub struct Menus {
-    pool: PgPool,
-    outbox: Outbox,
+    writer: Writer,
 }
 
 impl Menus {
     /// Menus stored in `pool`, publishing through `outbox`.
     pub fn new(pool: PgPool, outbox: Outbox) -> Self {
-        Self { pool, outbox }
+        Self { writer: Writer::new(pool, outbox, crate::BLUEPRINT.name()) }
     }
 
     /// The pool, for reads.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.writer.pool()
     }
 
     /// Creates a draft menu, publishes `MenuCreated`, and answers with the
-    /// reply `respond` makes of it. With an idempotency `key` used before,
+    /// reply `respond` makes of it. With an idempotency key used before,
     /// nothing is created and the first reply is sent again; the reply to a
     /// new key commits with the menu and its event.
     ///
@@ -50,27 +45,16 @@ impl Menus {
         key: Option<&Idempotency>,
         respond: impl FnOnce(&Menu) -> Result<Reply, serde_json::Error>,
     ) -> Result<Reply, Error> {
-        let (menu, created) = Menu::create(name, description, items, Utc::now().trunc_subsecs(6))?;
-        let mut tx = self.pool.begin().await?;
-        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
-            return Ok(replay);
-        }
-        let event = DomainEvent::new(menu.id, menu.version, created, Metadata::new(SOURCE, correlation_id));
-        store::insert(&mut tx, &menu).await?;
-        self.outbox.append(&mut tx, &[event]).await?;
-        let reply = respond(&menu).map_err(StoreError::Encode)?;
-        idempotency::record(&mut tx, key, &reply).await?;
-        self.outbox.commit(tx).await?;
-        tracing::info!(menu_id = %menu.id, "menu created");
+        let (menu, created) = Menu::create(name, description, items, service_kit::write::now())?;
+        let id = menu.id;
+        let request = Request::new(correlation_id).keyed(key);
+        let reply = self.writer.create(menu, created, request, respond).await?;
+        tracing::info!(menu_id = %id, "menu created");
         Ok(reply)
     }
 
     /// Applies `command` to menu `id` and answers with the reply `respond`
-    /// makes of the result. If it yields an event, the version is bumped and
-    /// the menu and its event commit together; if not, nothing is written.
-    /// The version `if_match` names, if any, must be the stored one. With an
-    /// idempotency `key` used before, nothing is changed and the first reply
-    /// is sent again.
+    /// makes of the result (see [`Writer::change`]).
     ///
     /// # Errors
     /// No such menu, a stale version, the domain refuses, the key is in use
@@ -85,24 +69,7 @@ impl Menus {
         command: impl FnOnce(&mut Menu) -> Result<Option<MenuEvent>, DomainError>,
         respond: impl FnOnce(&Menu) -> Result<Reply, serde_json::Error>,
     ) -> Result<Reply, Error> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
-            return Ok(replay);
-        }
-        let mut menu = store::lock(&mut tx, id).await?.ok_or(Error::MenuNotFound(id))?;
-        if_match.check(menu.version)?;
-        let Some(payload) = command(&mut menu)? else {
-            return Ok(respond(&menu).map_err(StoreError::Encode)?);
-        };
-        menu.version += 1;
-        menu.updated_at = Utc::now().trunc_subsecs(6);
-        let event = DomainEvent::new(menu.id, menu.version, payload, Metadata::new(SOURCE, correlation_id));
-        store::update(&mut tx, &menu).await?;
-        self.outbox.append(&mut tx, std::slice::from_ref(&event)).await?;
-        let reply = respond(&menu).map_err(StoreError::Encode)?;
-        idempotency::record(&mut tx, key, &reply).await?;
-        self.outbox.commit(tx).await?;
-        tracing::info!(event_type = event.event_type(), version = menu.version, "menu changed");
-        Ok(reply)
+        let request = Request::new(correlation_id).keyed(key);
+        self.writer.change(id, if_match, request, |menu| command(menu).map_err(Error::from), respond).await
     }
 }

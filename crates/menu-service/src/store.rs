@@ -4,6 +4,7 @@ use crate::domain::{Category, Cents, Currency, Description, ItemName, Menu, Menu
 use chrono::{DateTime, Utc};
 use events::{MenuId, MenuItemId};
 use service_kit::database::StoreError;
+use service_kit::write::{Aggregate, Insert};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
@@ -46,6 +47,39 @@ macro_rules! select_menus_with_items {
             $rest
         )
     };
+}
+
+impl Aggregate for Menu {
+    type Id = MenuId;
+    type Event = events::MenuEvent;
+    const KIND: &'static str = "menu";
+
+    fn id(&self) -> MenuId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, version: i64, at: DateTime<Utc>) {
+        self.version = version;
+        self.updated_at = at;
+    }
+
+    async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Self>, StoreError> {
+        lock(tx, id).await
+    }
+
+    async fn update(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        update(tx, self).await
+    }
+}
+
+impl Insert for Menu {
+    async fn insert(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        insert(tx, self).await
+    }
 }
 
 /// Inserts a new menu and its items.

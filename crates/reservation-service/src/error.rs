@@ -4,14 +4,12 @@ use crate::domain::DomainError;
 use crate::menu_view::Unorderable;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use events::outbox::AppendError;
 use events::{MenuItemId, ReservationId};
 use service_kit::Problem;
 use service_kit::auth::MissingScope;
 use service_kit::database::StoreError;
-use service_kit::extract::StaleVersion;
-use service_kit::idempotency::IdempotencyError;
 use service_kit::values::FieldError;
+use service_kit::write::{NotFound, WriteError};
 
 /// Everything a reservation request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -47,34 +45,32 @@ pub enum Error {
         /// Its end.
         ends_at: DateTime<Utc>,
     },
-    /// No reservation with that id. HTTP 404.
-    #[error("there is no reservation {0}")]
-    NotFound(ReservationId),
-    /// `If-Match` names another version than the current one. HTTP 409.
-    #[error("the reservation {0}")]
-    StaleVersion(#[from] StaleVersion),
     /// The caller's staff token lacks the scope the operation needs. HTTP 403.
     #[error(transparent)]
     Forbidden(#[from] MissingScope),
-    /// The database failed, or the events could not be written. HTTP 503
-    /// when the database is unreachable, else 500.
+    /// No such reservation (404), a stale `If-Match` (409), the idempotency
+    /// key in use (409) or used for another request (422), or the database
+    /// failed (503 when it is unreachable, else 500).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The `Idempotency-Key` is in use (HTTP 409) or was used for another
-    /// request (HTTP 422), or reading it failed.
-    #[error(transparent)]
-    Idempotency(#[from] IdempotencyError),
+    Write(#[from] WriteError),
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Store(error.into())
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Self::Write(error.into())
     }
 }
 
-impl From<AppendError> for Error {
-    fn from(error: AppendError) -> Self {
-        Self::Store(error.into())
+impl From<NotFound> for Error {
+    fn from(missing: NotFound) -> Self {
+        Self::Write(missing.into())
+    }
+}
+
+impl Error {
+    /// No reservation `id`, or none the caller may see.
+    pub fn not_found(id: ReservationId) -> Self {
+        NotFound { kind: "reservation", id: id.into() }.into()
     }
 }
 
@@ -98,11 +94,9 @@ impl IntoResponse for Error {
             Self::Unorderable { index, .. } => {
                 Problem::unprocessable(format!("pre_order[{index}].menu_item_id"), self.to_string())
             }
-            Self::NoCapacity { .. } | Self::StaleVersion(_) => Problem::conflict(self.to_string()),
-            Self::NotFound(_) => Problem::not_found(self.to_string()),
+            Self::NoCapacity { .. } => Problem::conflict(self.to_string()),
             Self::Forbidden(missing) => Problem::from(*missing),
-            Self::Store(error) => error.problem("the reservation database"),
-            Self::Idempotency(error) => error.problem("the reservation database"),
+            Self::Write(error) => error.problem("the reservation database"),
         };
         problem.into_response()
     }

@@ -17,7 +17,7 @@ use crate::service::Reservations;
 use crate::store::{self, Filter};
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, SubsecRound, Utc};
@@ -25,6 +25,7 @@ use events::{MenuItemId, ReservationId};
 use serde::{Deserialize, Serialize};
 use service_kit::Problem;
 use service_kit::auth::{Credential, Scope, Staff, scopes::ReservationsManage};
+use service_kit::database::StoreError;
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, optional_whole_number, whole_number};
 use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
@@ -153,18 +154,9 @@ impl From<&Reservation> for ReservationBody {
     }
 }
 
-/// The reservation with its version as `ETag`.
-fn reservation_response(status: StatusCode, reservation: &Reservation) -> Response {
-    reservation_body_response(status, ReservationBody::from(reservation))
-}
-
-fn reservation_body_response(status: StatusCode, body: ReservationBody) -> Response {
-    let version = body.version;
-    let mut response = (status, Json(body)).into_response();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+/// The reservation, 200 with its version as `ETag`.
+fn reservation_reply(reservation: &Reservation) -> Result<Reply, serde_json::Error> {
+    Ok(Reply::json(StatusCode::OK, &ReservationBody::from(reservation))?.with_etag(reservation.version))
 }
 
 /// Lets `credential` at reservation `id`: a staff token with
@@ -178,7 +170,7 @@ async fn authorize(reservations: &Reservations, credential: &Credential, id: Res
         Credential::Staff(_) => credential.require(Scope::ReservationsManage).map(|_| ()).map_err(Error::from),
         Credential::Guest(token) => match store::manage_token_hash(reservations.pool(), id).await? {
             Some(Some(stored)) if crate::manage_token::matches(token, &stored) => Ok(()),
-            _ => Err(Error::NotFound(id)),
+            _ => Err(Error::not_found(id)),
         },
     }
 }
@@ -348,10 +340,11 @@ async fn show(
     credential: Credential,
     State(reservations): State<Reservations>,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     authorize(&reservations, &credential, reservation_id).await?;
-    let reservation = store::find(reservations.pool(), reservation_id).await?.ok_or(Error::NotFound(reservation_id))?;
-    Ok(reservation_response(StatusCode::OK, &reservation))
+    let reservation =
+        store::find(reservations.pool(), reservation_id).await?.ok_or_else(|| Error::not_found(reservation_id))?;
+    Ok(reservation_reply(&reservation).map_err(StoreError::Encode)?)
 }
 
 #[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/confirm", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
@@ -364,9 +357,8 @@ async fn confirm(
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
-) -> Result<Response, Error> {
-    let reservation = reservations.change(reservation_id, if_match, &request_id, Reservation::confirm).await?;
-    Ok(reservation_response(StatusCode::OK, &reservation))
+) -> Result<Reply, Error> {
+    reservations.change(reservation_id, if_match, &request_id, Reservation::confirm, reservation_reply).await
 }
 
 /// Why the reservation is called off.
@@ -392,12 +384,11 @@ async fn cancel(
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
     Json(body): Json<Cancellation>,
-) -> Result<Response, Error> {
+) -> Result<Reply, Error> {
     authorize(&reservations, &credential, reservation_id).await?;
     let reason: CancelReason = parse("reason", body.reason)?;
-    let reservation =
-        reservations.change(reservation_id, if_match, &request_id, |reservation| reservation.cancel(reason)).await?;
-    Ok(reservation_response(StatusCode::OK, &reservation))
+    let command = |reservation: &mut Reservation| reservation.cancel(reason);
+    reservations.change(reservation_id, if_match, &request_id, command, reservation_reply).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
@@ -410,7 +401,6 @@ async fn complete(
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
-) -> Result<Response, Error> {
-    let reservation = reservations.change(reservation_id, if_match, &request_id, Reservation::complete).await?;
-    Ok(reservation_response(StatusCode::OK, &reservation))
+) -> Result<Reply, Error> {
+    reservations.change(reservation_id, if_match, &request_id, Reservation::complete, reservation_reply).await
 }

@@ -1,13 +1,12 @@
 //! `reservation-service`: loads settings, sets up logs, runs until SIGTERM or Ctrl-C.
 
-use clap::Parser;
-use reservation_service::{Application, BookingSettings};
+use reservation_service::BookingSettings;
 
 #[global_allocator]
 static ALLOCATOR: service_kit::Allocator = service_kit::Allocator;
 
 /// Table reservations that never overbook; publishes reservation-events, consumes menu-events.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version)]
 struct Cli {
     #[command(flatten)]
@@ -18,9 +17,6 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    service_kit::telemetry::init();
-    let application = Application::build(&cli.settings, &cli.booking).await?;
-    let cancel = service_kit::shutdown::on_signal();
-    application.run_until_stopped(cancel).await
+    let cli: Cli = clap::Parser::parse();
+    service_kit::service::run(reservation_service::build(&cli.settings, &cli.booking)).await
 }

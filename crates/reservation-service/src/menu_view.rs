@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use events::menu::MenuItem;
-use events::{DomainEvent, HandlerError, MenuEvent, MenuItemId, TransactionalHandler};
+use events::{DomainEvent, HandlerError, MenuEvent, MenuItemId, TransactionalHandler, UnitOfWork};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -89,7 +89,8 @@ pub async fn unorderable(
 pub struct MenuProjection;
 
 impl TransactionalHandler<MenuEvent> for MenuProjection {
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+    async fn apply(&self, work: &mut UnitOfWork, event: &DomainEvent<MenuEvent>) -> Result<(), HandlerError> {
+        let tx: &mut PgConnection = work;
         let menu = event.aggregate_id;
         let version = event.version;
         match &event.payload {

@@ -7,33 +7,29 @@ use crate::domain::{Booking, BookingPolicy, DomainError, Reservation};
 use crate::error::Error;
 use crate::manage_token::ManageToken;
 use crate::{menu_view, store};
-use chrono::{SubsecRound, Utc};
-use events::{DomainEvent, Metadata, Outbox, ReservationEvent, ReservationId};
+use events::{Outbox, ReservationEvent, ReservationId};
 use service_kit::database::StoreError;
 use service_kit::extract::IfMatch;
-use service_kit::idempotency::{self, Idempotency, Reply};
+use service_kit::idempotency::{Idempotency, Reply};
+use service_kit::write::{Begun, Request, Writer};
 use sqlx::PgPool;
-
-/// The name events carry as their `source`.
-pub const SOURCE: &str = "reservation-service";
 
 /// Reservations and their changes.
 #[derive(Debug, Clone)]
 pub struct Reservations {
-    pool: PgPool,
-    outbox: Outbox,
+    writer: Writer,
     policy: BookingPolicy,
 }
 
 impl Reservations {
     /// Reservations stored in `pool` under `policy`, publishing through `outbox`.
     pub fn new(pool: PgPool, outbox: Outbox, policy: BookingPolicy) -> Self {
-        Self { pool, outbox, policy }
+        Self { writer: Writer::new(pool, outbox, crate::BLUEPRINT.name()), policy }
     }
 
     /// The pool, for reads.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.writer.pool()
     }
 
     /// The booking rules.
@@ -67,24 +63,24 @@ impl Reservations {
         key: Option<&Idempotency>,
         respond: impl FnOnce(&Reservation, &ManageToken) -> Result<Reply, serde_json::Error>,
     ) -> Result<Reply, Error> {
-        let (reservation, created) = Reservation::book(booking, &self.policy, Utc::now().trunc_subsecs(6))?;
+        let (reservation, created) = Reservation::book(booking, &self.policy, service_kit::write::now())?;
         // The seat count must see every booking committed by whoever held the
-        // seat locks before this one: each statement needs a snapshot of its
-        // own, so the level is set here, not inherited from the server.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-        if let Some(replay) = idempotency::begin(&mut tx, key).await? {
-            return Ok(replay);
-        }
+        // seat locks before this one: the unit of work runs at READ COMMITTED.
+        let mut work = match self.writer.begin(Request::new(correlation_id).keyed(key)).await? {
+            Begun::Replay(reply) => return Ok(reply),
+            Begun::Work(work) => work,
+        };
+        let tx = work.connection();
         let items: Vec<_> = reservation.pre_order.iter().map(|line| line.menu_item_id).collect();
-        let mut refused = menu_view::unorderable(&mut tx, &items).await?;
+        let mut refused = menu_view::unorderable(tx, &items).await.map_err(StoreError::from)?;
         let first_refused =
             items.iter().enumerate().find_map(|(index, item)| Some((index, *item, refused.remove(item)?)));
         if let Some((index, item, reason)) = first_refused {
             return Err(Error::Unorderable { index, item, reason });
         }
         let (starts_at, ends_at) = (reservation.starts_at, reservation.ends_at());
-        store::lock_seats(&mut tx, starts_at, ends_at).await?;
-        let taken = store::seats_taken(&mut tx, starts_at, ends_at).await?;
+        store::lock_seats(tx, starts_at, ends_at).await.map_err(StoreError::from)?;
+        let taken = store::seats_taken(tx, starts_at, ends_at).await.map_err(StoreError::from)?;
         let free = i64::from(self.policy.seats) - taken;
         if i64::from(reservation.party_size.get()) > free {
             return Err(Error::NoCapacity {
@@ -94,22 +90,17 @@ impl Reservations {
                 ends_at,
             });
         }
-        let event =
-            DomainEvent::new(reservation.id, reservation.version, created, Metadata::new(SOURCE, correlation_id));
         let manage_token = ManageToken::generate();
-        store::insert(&mut tx, &reservation, &manage_token.hash()).await?;
-        self.outbox.append(&mut tx, &[event]).await?;
+        store::insert(tx, &reservation, &manage_token.hash()).await?;
+        let event = work.event(&reservation, created);
         let reply = respond(&reservation, &manage_token).map_err(StoreError::Encode)?;
-        idempotency::record(&mut tx, key, &reply).await?;
-        self.outbox.commit(tx).await?;
+        let reply = work.finish(&[event], reply).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
         Ok(reply)
     }
 
-    /// Applies `command` to reservation `id`. If it yields an event, the
-    /// version is bumped and the reservation and its event commit together;
-    /// if not, nothing is written. The version `if_match` names, if any, must
-    /// be the stored one.
+    /// Applies `command` to reservation `id` and answers with the reply
+    /// `respond` makes of the result (see [`Writer::change`]).
     ///
     /// # Errors
     /// No such reservation, a stale version, the domain refuses, or the database failed.
@@ -120,21 +111,11 @@ impl Reservations {
         if_match: IfMatch,
         correlation_id: &str,
         command: impl FnOnce(&mut Reservation) -> Result<Option<ReservationEvent>, DomainError>,
-    ) -> Result<Reservation, Error> {
-        let mut tx = self.pool.begin().await?;
-        let mut reservation = store::lock(&mut tx, id).await?.ok_or(Error::NotFound(id))?;
-        if_match.check(reservation.version)?;
-        let Some(payload) = command(&mut reservation)? else {
-            return Ok(reservation);
-        };
-        reservation.version += 1;
-        reservation.updated_at = Utc::now().trunc_subsecs(6);
-        let event =
-            DomainEvent::new(reservation.id, reservation.version, payload, Metadata::new(SOURCE, correlation_id));
-        store::update_status(&mut tx, &reservation).await?;
-        self.outbox.append(&mut tx, std::slice::from_ref(&event)).await?;
-        self.outbox.commit(tx).await?;
-        tracing::info!(event_type = event.event_type(), version = reservation.version, "reservation changed");
-        Ok(reservation)
+        respond: impl FnOnce(&Reservation) -> Result<Reply, serde_json::Error>,
+    ) -> Result<Reply, Error> {
+        let request = Request::new(correlation_id);
+        self.writer
+            .change(id, if_match, request, |reservation| command(reservation).map_err(Error::from), respond)
+            .await
     }
 }

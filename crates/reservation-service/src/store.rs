@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use events::{MenuItemId, ReservationId};
 use service_kit::database::StoreError;
 use service_kit::values::Page;
+use service_kit::write::Aggregate;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -150,6 +151,33 @@ struct ReservationRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl Aggregate for Reservation {
+    type Id = ReservationId;
+    type Event = events::ReservationEvent;
+    const KIND: &'static str = "reservation";
+
+    fn id(&self) -> ReservationId {
+        self.id
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn advance(&mut self, version: i64, at: DateTime<Utc>) {
+        self.version = version;
+        self.updated_at = at;
+    }
+
+    async fn lock(tx: &mut PgConnection, id: ReservationId) -> Result<Option<Self>, StoreError> {
+        lock(tx, id).await
+    }
+
+    async fn update(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        update_status(tx, self).await
+    }
 }
 
 /// Loads a reservation and locks its row until the transaction ends, so that

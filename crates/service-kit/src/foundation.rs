@@ -106,15 +106,15 @@ impl Publishing {
 /// named so that a shutdown that outlasts its grace can say which did not finish.
 #[derive(Debug)]
 pub struct Background {
-    name: &'static str,
+    name: String,
     handle: JoinHandle<()>,
 }
 
 impl Background {
     /// Spawns `task` on the runtime as the background task `name`; the task
     /// should return once the service's `CancellationToken` fires.
-    pub fn spawn(name: &'static str, task: impl Future<Output = ()> + Send + 'static) -> Self {
-        Self { name, handle: tokio::spawn(task) }
+    pub fn spawn(name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self { name: name.into(), handle: tokio::spawn(task) }
     }
 }
 
@@ -152,7 +152,7 @@ pub async fn run(
         Some(served) => served,
         None => tokio::time::timeout_at(deadline, serving).await.unwrap_or_else(|_| {
             // Dropping the server stops it accepting; the connections still open end with the runtime.
-            unfinished.push("HTTP requests in flight");
+            unfinished.push("HTTP requests in flight".to_owned());
             Ok(())
         }),
     };

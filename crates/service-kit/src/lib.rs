@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod catalog;
 pub mod database;
 pub mod extract;
 pub mod foundation;
@@ -19,10 +20,12 @@ pub mod http;
 pub mod idempotency;
 pub mod openapi;
 pub mod problem;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod values;
+pub mod write;
 
 pub use problem::Problem;
 pub use settings::Settings;

@@ -79,6 +79,9 @@ pub struct Settings {
     /// How long, in hours, an `Idempotency-Key` and its stored reply are kept.
     #[arg(long, env = "IDEMPOTENCY_KEY_TTL_HOURS", default_value_t = 24)]
     pub idempotency_key_ttl_hours: u64,
+    /// This instance's consumer name in its consumer groups; defaults to `<host>:<port>`.
+    #[arg(long, env = "CONSUMER_NAME")]
+    pub consumer_name: Option<String>,
     /// How staff tokens are verified (`AUTH_*`).
     #[command(flatten)]
     pub auth: crate::auth::AuthSettings,
@@ -114,6 +117,7 @@ impl Settings {
             shutdown_grace_seconds: 10,
             inbox_retention_hours: 168,
             idempotency_key_ttl_hours: 24,
+            consumer_name: None,
             auth: crate::auth::AuthSettings::for_tests(),
         }
     }

@@ -29,9 +29,9 @@ impl Services {
 async fn services() -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
     let (menu_db, reservation_db) = (TestDb::new().await?, TestDb::new().await?);
-    let menu = menu_service::Application::build(&service_settings(&menu_db, &stream_prefix)).await?;
+    let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
-    let reservation = reservation_service::Application::build(
+    let reservation = reservation_service::build(
         &service_settings(&reservation_db, &stream_prefix),
         &reservation_service::BookingSettings::default(),
     )
@@ -124,7 +124,7 @@ async fn a_service_with_redis_unreachable_stays_ready_and_says_redis_is_down() -
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let mut settings = service_settings(&db, &testkit::unique("test-"));
     settings.redis.redis_port = closed;
-    let menu = menu_service::Application::build(&settings).await?;
+    let menu = menu_service::build(&settings).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     for _ in 0..2 {
         let ready = menu.get("/ready").await?;

@@ -2,13 +2,13 @@
 //! a relay moves committed rows to Redis.
 //!
 //! A service never talks to Redis while it changes state. It appends its
-//! events inside its own transaction ([`Outbox::append`]), so the change and
+//! events inside its own transaction (a [`UnitOfWork`]), so the change and
 //! its events commit or vanish together. The [`OutboxRelay`] then publishes
 //! committed rows with `XADD` in `seq` order, deleting them in the same
 //! PostgreSQL transaction: if `XADD` fails the delete rolls back and the rows
 //! wait for the next attempt.
 //!
-//! * **Waking.** [`Outbox::commit`] commits and wakes the relay of its own
+//! * **Waking.** [`UnitOfWork::commit`] commits and wakes the relay of its own
 //!   process ([`RelayWaker`]); the relay also polls, so rows committed by
 //!   another process wait at most one poll interval. If another instance's
 //!   relay is publishing at that moment, the woken relay looks again a few
@@ -61,7 +61,7 @@ pub use relay::{OutboxRelay, RelayConfig, RelayError, RelayWaker};
 
 use crate::encoding::{EncodedEvent, Streams};
 use crate::envelope::{DomainEvent, Event};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// Why appending to the outbox failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,10 @@ pub enum AppendError {
 
 /// A service's outbox: the streams its events go to, and the relay that
 /// publishes them.
+///
+/// Writes go through a [`UnitOfWork`] begun here: it owns the transaction,
+/// appends the events and commits them, waking the relay. There is no other
+/// way to append, so no change can commit its events without waking the relay.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     streams: Streams,
@@ -88,36 +92,71 @@ impl Outbox {
         Self { streams, relay }
     }
 
-    /// Appends `events` inside `tx` (see [`append`]); [`Self::commit`] it.
+    /// Begins a unit of work on `pool`, at `READ COMMITTED` whatever the
+    /// server's default (so each statement sees what committed before it,
+    /// which writers that lock rows and then read them rely on).
     ///
     /// # Errors
-    /// Encoding or the insert failed; roll the transaction back.
-    pub async fn append<E: Event>(&self, tx: &mut PgConnection, events: &[DomainEvent<E>]) -> Result<(), AppendError> {
-        append(tx, &self.streams, events).await
+    /// No connection, or `BEGIN` failed.
+    pub async fn begin(&self, pool: &PgPool) -> Result<UnitOfWork, sqlx::Error> {
+        let tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+        Ok(self.adopt(tx))
     }
 
-    /// Commits `tx` and wakes the relay to publish what it appended.
+    /// Makes `tx`, begun elsewhere (by the inbox), a unit of work of this outbox.
+    pub fn adopt(&self, tx: Transaction<'static, Postgres>) -> UnitOfWork {
+        UnitOfWork { tx, outbox: self.clone() }
+    }
+}
+
+/// One transaction of a service: its state changes and the events they
+/// cause, committed together. Dereferences to the connection, for the
+/// service's own statements.
+#[derive(Debug)]
+pub struct UnitOfWork {
+    tx: Transaction<'static, Postgres>,
+    outbox: Outbox,
+}
+
+impl UnitOfWork {
+    /// Appends `events` to the outbox inside this transaction; they are
+    /// published only if and when it commits.
+    ///
+    /// # Errors
+    /// Encoding or the insert failed; drop the unit of work to roll back.
+    pub async fn append<E: Event>(&mut self, events: &[DomainEvent<E>]) -> Result<(), AppendError> {
+        append(&mut self.tx, &self.outbox.streams, events).await
+    }
+
+    /// Commits and wakes the relay to publish what was appended.
     ///
     /// # Errors
     /// The commit failed: nothing was written (unless the connection broke
     /// during the commit, when its outcome is unknown; the relay's poll still
     /// publishes what did commit).
-    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-        tx.commit().await?;
-        self.relay.wake();
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        self.outbox.relay.wake();
         Ok(())
     }
 }
 
-/// Appends `events` to the outbox inside the caller's transaction.
-///
-/// The events are published only if and when that transaction commits: by a
-/// relay woken through [`Outbox::commit`] or [`RelayWaker::wake`] at once, by
-/// any other within its poll interval.
-///
-/// # Errors
-/// Encoding or the insert failed; roll the transaction back.
-pub async fn append<E: Event>(
+impl std::ops::Deref for UnitOfWork {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for UnitOfWork {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// Appends `events` to the outbox inside `tx`.
+async fn append<E: Event>(
     tx: &mut PgConnection,
     streams: &Streams,
     events: &[DomainEvent<E>],

@@ -286,7 +286,8 @@ async fn postgres_unreachable_while_entries_wait_dead_letters_nothing_and_every_
         .acquire_timeout(Duration::from_millis(300))
         .connect_with(harness.db.options.clone().host("127.0.0.1").port(proxy.port()))
         .await?;
-    let handler = events::Inboxed::new(events::Inbox::new(through_proxy, "read-model"), RecordApplied);
+    let handler =
+        events::Inboxed::new(events::Inbox::new(through_proxy, "read-model"), harness.outbox(), RecordApplied);
     let mut config = harness.consumer_config::<MenuEvent>("read-model", "c");
     config.max_deliveries = 2;
     config.outage_retry.initial = Duration::from_millis(10);

@@ -4,11 +4,11 @@
 use events::menu::MenuItem;
 use events::{
     Consumer, ConsumerConfig, DomainEvent, Event, EventId, Handler, HandlerError, Inbox, Inboxed, MenuEvent,
-    MenuItemId, Metadata, OutboxRelay, RelayConfig, Streams, TransactionalHandler,
+    MenuItemId, Metadata, OutboxRelay, RelayConfig, Streams, TransactionalHandler, UnitOfWork,
 };
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -59,11 +59,17 @@ impl Harness {
         Ok(self.redis.get_multiplexed_async_connection_with_config(&config).await?)
     }
 
+    /// An outbox on this harness's streams whose commits wake no relay: the
+    /// rows wait for a relay's poll or an explicit `publish_batch`.
+    pub fn outbox(&self) -> events::Outbox {
+        events::Outbox::new(self.streams.clone(), events::RelayWaker::default())
+    }
+
     /// Appends `events` in one committed transaction.
     pub async fn append<E: Event>(&self, events: &[DomainEvent<E>]) -> TestResult {
-        let mut tx = self.pool().begin().await?;
-        events::outbox::append(&mut tx, &self.streams, events).await?;
-        tx.commit().await?;
+        let mut work = self.outbox().begin(self.pool()).await?;
+        work.append(events).await?;
+        work.commit().await?;
         Ok(())
     }
 
@@ -98,7 +104,7 @@ impl Harness {
 
     /// A handler that records each event into `applied` through the inbox of `group`.
     pub fn applier(&self, group: &str) -> Inboxed<RecordApplied> {
-        Inboxed::new(Inbox::new(self.pool().clone(), group), RecordApplied)
+        Inboxed::new(Inbox::new(self.pool().clone(), group), self.outbox(), RecordApplied)
     }
 
     /// How many rows `applied` holds, and how many distinct events.
@@ -229,12 +235,12 @@ pub fn availability_changes(aggregate_id: Uuid, count: i64) -> Vec<DomainEvent<M
 pub struct RecordApplied;
 
 impl<E: Event> TransactionalHandler<E> for RecordApplied {
-    async fn apply(&self, tx: &mut PgConnection, event: &DomainEvent<E>) -> Result<(), HandlerError> {
+    async fn apply(&self, work: &mut UnitOfWork, event: &DomainEvent<E>) -> Result<(), HandlerError> {
         sqlx::query("INSERT INTO applied (event_id, aggregate_id, version) VALUES ($1, $2, $3)")
             .bind(event.id)
             .bind(event.aggregate_id)
             .bind(event.version)
-            .execute(tx)
+            .execute(&mut **work)
             .await?;
         Ok(())
     }

@@ -98,9 +98,9 @@ async fn one_entry_soon(harness: &Harness) -> TestResult {
 }
 
 async fn commit_one(harness: &Harness, outbox: &events::Outbox, name: &str) -> TestResult {
-    let mut tx = harness.pool().begin().await?;
-    outbox.append(&mut tx, &[menu_created(name)]).await?;
-    outbox.commit(tx).await?;
+    let mut work = outbox.begin(harness.pool()).await?;
+    work.append(&[menu_created(name)]).await?;
+    work.commit().await?;
     Ok(())
 }
 
@@ -143,9 +143,9 @@ async fn an_idle_relay_leaves_the_publishing_lock_to_others() -> TestResult {
 #[tokio::test]
 async fn a_rolled_back_transaction_publishes_nothing() -> TestResult {
     let harness = Harness::new().await?;
-    let mut tx = harness.pool().begin().await?;
-    events::outbox::append(&mut tx, &harness.streams, &[menu_created("Never")]).await?;
-    tx.rollback().await?;
+    let mut work = harness.outbox().begin(harness.pool()).await?;
+    work.append(&[menu_created("Never")]).await?;
+    drop(work);
 
     assert_eq!(harness.relay().publish_batch(&mut harness.connection().await?).await?, 0);
     assert_eq!(harness.stream_len(&harness.stream::<MenuEvent>()).await?, 0);
@@ -159,8 +159,8 @@ async fn a_row_committed_after_later_rows_were_published_is_still_published() ->
     let mut connection = harness.connection().await?;
     // The late writer takes the lowest seq and keeps its transaction open…
     let late = menu_created("Late");
-    let mut late_writer = harness.pool().begin().await?;
-    events::outbox::append(&mut late_writer, &harness.streams, std::slice::from_ref(&late)).await?;
+    let mut late_writer = harness.outbox().begin(harness.pool()).await?;
+    late_writer.append(std::slice::from_ref(&late)).await?;
     // …while others commit and are published, claim after claim, which would
     // carry the relay's scan horizon past the late row if nothing held it.
     for round in 0..6 {
@@ -188,13 +188,14 @@ async fn a_row_whose_writer_got_its_transaction_id_after_a_published_rows_writer
     let transaction_id = "SELECT pg_current_xact_id()::text";
     // The early writer gets its transaction id first; the late writer gets a
     // higher one but takes the lower seq and keeps its transaction open.
-    let mut early_writer = harness.pool().begin().await?;
+    let outbox = harness.outbox();
+    let mut early_writer = outbox.begin(harness.pool()).await?;
     sqlx::query(transaction_id).execute(&mut *early_writer).await?;
-    let mut late_writer = harness.pool().begin().await?;
+    let mut late_writer = outbox.begin(harness.pool()).await?;
     sqlx::query(transaction_id).execute(&mut *late_writer).await?;
     let late = menu_created("Late");
-    events::outbox::append(&mut late_writer, &harness.streams, std::slice::from_ref(&late)).await?;
-    events::outbox::append(&mut early_writer, &harness.streams, &[menu_created("Early")]).await?;
+    late_writer.append(std::slice::from_ref(&late)).await?;
+    early_writer.append(&[menu_created("Early")]).await?;
     early_writer.commit().await?;
     // A claim's snapshot sees the early row and, its xmax being one past the
     // latest completed transaction, counts the late writer among those not

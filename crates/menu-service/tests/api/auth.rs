@@ -141,9 +141,7 @@ async fn the_openapi_document_declares_the_bearer_scheme_and_each_writes_scope()
 async fn a_service_without_a_key_to_verify_tokens_with_refuses_to_start() -> TestResult {
     let (settings, _db) = test_settings().await?;
     let settings = Settings { auth: AuthSettings { public_key_pem: None, ..settings.auth }, ..settings };
-    let Err(error) = menu_service::Application::build(&settings).await else {
-        anyhow::bail!("the service started without a key")
-    };
+    let Err(error) = menu_service::build(&settings).await else { anyhow::bail!("the service started without a key") };
     assert!(error.to_string().contains("set AUTH_PUBLIC_KEY_FILE"), "{error}");
     Ok(())
 }

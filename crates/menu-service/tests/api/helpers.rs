@@ -1,7 +1,6 @@
 //! `spawn_app()`: the service on port 0 with its own schema and stream
 //! prefix, its client sending a staff token with every scope.
 
-use menu_service::Application;
 use serde_json::{Value, json};
 use service_kit::Settings;
 use std::time::Duration;
@@ -41,7 +40,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 }
 
 pub async fn spawn_with(settings: Settings, db: TestDb) -> anyhow::Result<TestApp> {
-    let application = Application::build(&settings).await?;
+    let application = menu_service::build(&settings).await?;
     let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }

@@ -267,7 +267,7 @@ async fn an_event_committed_while_no_relay_ran_is_published_when_the_service_sta
     // A crash right after commit leaves the event in the outbox; the next
     // start's relay publishes it.
     let (settings, db) = test_settings().await?;
-    let first = menu_service::Application::build(&settings).await?;
+    let first = menu_service::build(&settings).await?;
     drop(first); // migrated, never ran: no relay
     let nobody_listening = events::RelayWaker::default();
     let menus =
@@ -356,7 +356,7 @@ async fn the_openapi_document_declares_every_route_with_its_problem_responses_an
 #[tokio::test]
 async fn cancelling_the_service_stops_it_and_its_relay_cleanly() -> TestResult {
     let (settings, _db) = test_settings().await?;
-    let application = menu_service::Application::build(&settings).await?;
+    let application = menu_service::build(&settings).await?;
     let address = format!("http://127.0.0.1:{}", application.port()?);
     let cancel = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(application.run_until_stopped(cancel.clone()));

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use events::{DomainEvent, EncodedEvent, MenuEvent, Metadata};
-use reservation_service::{Application, BookingSettings};
+use reservation_service::BookingSettings;
 use serde_json::{Value, json};
 use service_kit::Settings;
 pub use testkit::eventually;
@@ -43,7 +43,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
 
 pub async fn spawn_with(settings: Settings, db: TestDb, booking: BookingSettings) -> anyhow::Result<TestApp> {
     testkit::init_tracing();
-    let application = Application::build(&settings, &booking).await?;
+    let application = reservation_service::build(&settings, &booking).await?;
     let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }
@@ -60,7 +60,7 @@ pub async fn spawn_platform() -> anyhow::Result<Platform> {
     let menu_db = TestDb::new().await?;
     let menu_settings =
         Settings { stream_prefix: reservations.settings.stream_prefix.clone(), ..test_settings(&menu_db) };
-    let menu_service = menu_service::Application::build(&menu_settings).await?;
+    let menu_service = menu_service::build(&menu_settings).await?;
     let menus = Running::spawn(menu_service.port()?, |cancel| menu_service.run_until_stopped(cancel)).as_staff()?;
     Ok(Platform { menus, reservations, _menu_db: menu_db })
 }
