@@ -149,6 +149,8 @@ fn sample_event() -> DomainEvent<MenuEvent> {
         price_cents: 650,
         currency: "EUR".to_owned(),
         available: true,
+        switched_on: true,
+        in_stock: true,
     };
     DomainEvent::new(
         uuid::Uuid::now_v7(),

@@ -177,7 +177,12 @@ impl Streams {
 
     /// Every event family's stream.
     pub fn all(&self) -> Vec<String> {
-        vec![self.of::<crate::MenuEvent>(), self.of::<crate::ReservationEvent>()]
+        vec![
+            self.of::<crate::MenuEvent>(),
+            self.of::<crate::ReservationEvent>(),
+            self.of::<crate::InventoryEvent>(),
+            self.of::<crate::InventoryCommand>(),
+        ]
     }
 }
 
@@ -204,6 +209,8 @@ mod tests {
             price_cents: 650,
             currency: "EUR".to_owned(),
             available: true,
+            switched_on: true,
+            in_stock: true,
         }
     }
 
@@ -214,7 +221,11 @@ mod tests {
             MenuEvent::MenuDeactivated {},
             MenuEvent::MenuItemAdded { item: item() },
             MenuEvent::MenuItemUpdated { item: item() },
-            MenuEvent::ItemAvailabilityChanged { item_id: MenuItemId::new(), available: false },
+            MenuEvent::ItemAvailabilityChanged {
+                item_id: MenuItemId::new(),
+                available: false,
+                cause: crate::menu::AvailabilityCause::Staff,
+            },
         ]
     }
 
@@ -270,7 +281,11 @@ mod tests {
         let event = DomainEvent::new(
             uuid::Uuid::now_v7(),
             3,
-            MenuEvent::ItemAvailabilityChanged { item_id: MenuItemId::new(), available: false },
+            MenuEvent::ItemAvailabilityChanged {
+                item_id: MenuItemId::new(),
+                available: false,
+                cause: crate::menu::AvailabilityCause::Staff,
+            },
             Metadata::new("menu-service", "req-9"),
         );
         let encoded = EncodedEvent::encode(&event).unwrap_or_else(|e| panic!("encode: {e}"));

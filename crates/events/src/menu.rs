@@ -36,12 +36,16 @@ pub enum MenuEvent {
         /// The item as it is now.
         item: MenuItem,
     },
-    /// An item ran out or came back.
+    /// An item can be ordered now, or no longer: published exactly when the
+    /// combination of the staff's switch and the stock changes.
     ItemAvailabilityChanged {
         /// The item whose availability changed.
         item_id: MenuItemId,
         /// Whether it can be ordered now.
         available: bool,
+        /// Which of the two made it so.
+        #[serde(default)]
+        cause: AvailabilityCause,
     },
 }
 
@@ -50,6 +54,17 @@ crate::event_family!(
     "menu-events",
     [MenuCreated, MenuActivated, MenuDeactivated, MenuItemAdded, MenuItemUpdated, ItemAvailabilityChanged,]
 );
+
+/// What changed an item's availability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AvailabilityCause {
+    /// Staff switched it on or off.
+    #[default]
+    Staff,
+    /// It sold out or came back in stock (the inventory service said so).
+    Stock,
+}
 
 /// An item as events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +81,18 @@ pub struct MenuItem {
     pub price_cents: i64,
     /// ISO 4217 code, such as `EUR`.
     pub currency: String,
-    /// Whether the item can be ordered.
+    /// Whether the item can be ordered: switched on by staff and in stock.
     pub available: bool,
+    /// Whether staff have it switched on.
+    #[serde(default = "yes")]
+    pub switched_on: bool,
+    /// Whether the inventory has stock for at least one portion (always, for
+    /// an item whose stock is not tracked).
+    #[serde(default = "yes")]
+    pub in_stock: bool,
+}
+
+/// The default of the facts older events did not carry.
+const fn yes() -> bool {
+    true
 }

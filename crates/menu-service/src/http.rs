@@ -97,7 +97,13 @@ struct ItemBody {
     price_cents: i64,
     #[schema(value_type = String, example = "EUR")]
     currency: &'static str,
+    /// Whether guests can order it: switched on by staff and in stock.
     available: bool,
+    /// The staff's switch (`PATCH …/availability`).
+    switched_on: bool,
+    /// Whether the inventory has stock for a portion; always for an item
+    /// whose stock is not tracked.
+    in_stock: bool,
 }
 
 impl From<&Menu> for MenuBody {
@@ -124,7 +130,9 @@ impl From<&MenuItem> for ItemBody {
             category: item.category.as_str().to_owned(),
             price_cents: item.price.cents(),
             currency: item.price.currency().code(),
-            available: item.available,
+            available: item.available(),
+            switched_on: item.switched_on,
+            in_stock: item.in_stock,
         }
     }
 }
@@ -402,14 +410,15 @@ async fn replace_item(
     update_item(&menus, &request_id, if_match, menu_id, item_id, changes).await
 }
 
-/// Whether an item can be ordered.
+/// The staff's switch for an item: off takes it off, on offers it again
+/// (once in stock: an item sold out stays unavailable until it is back).
 #[derive(Debug, Deserialize, ToSchema)]
 struct Availability {
     available: bool,
 }
 
 #[utoipa::path(patch, path = "/api/v1/menus/{menu_id}/items/{item_id}/availability", tag = "menus", params(ItemPath, IfMatch), request_body = Availability, security(("bearer" = ["menus:write"])), responses(
-    (status = 200, description = "ItemAvailabilityChanged published if it changed", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
+    (status = 200, description = "Switched; ItemAvailabilityChanged published if whether it can be ordered changed, MenuItemUpdated if only the switch did (it is sold out)", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
 ))]
 async fn set_availability(
     _staff: Staff<MenusWrite>,

@@ -2,12 +2,15 @@
 //!
 //! Every change commits with its event through the transactional outbox, and
 //! the service runs its own outbox relay, and the retention that trims
-//! `menu-events` below what its consumer groups have acknowledged.
+//! `menu-events` below what its consumer groups have acknowledged. It
+//! consumes `inventory-events` as group `menu-service`, so that an item that
+//! sells out is unavailable until it is back in stock ([`stock`]).
 
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
+pub mod stock;
 pub mod store;
 
 use service_kit::Settings;
@@ -26,7 +29,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// PostgreSQL is unreachable, a migration fails, the port is taken, or no
 /// key to verify staff tokens with is configured (or it is unreadable).
 pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
-    let service = Builder::new::<events::MenuEvent>(settings, &BLUEPRINT).await?;
+    let mut service = Builder::new::<events::MenuEvent>(settings, &BLUEPRINT).await?;
+    service.consume::<events::InventoryEvent, _>(stock::StockFollower);
     let menus = service::Menus::new(service.pool().clone(), service.outbox().clone());
     Ok(service.serve(http::router(menus), <http::ApiDoc as utoipa::OpenApi>::openapi()))
 }

@@ -33,7 +33,9 @@ struct ItemRow {
     category: String,
     price_cents: i64,
     currency: String,
-    available: bool,
+    switched_on: bool,
+    in_stock: bool,
+    stock_version: i64,
 }
 
 /// Selects menus with their items in one statement, so that a read is one
@@ -128,13 +130,16 @@ async fn upsert_items(tx: &mut PgConnection, menu: &Menu) -> Result<(), StoreErr
     }
     let items = &menu.items;
     sqlx::query(
-        "INSERT INTO menu_items (id, menu_id, position, name, description, category, price_cents, currency, available)
-         SELECT id, $2, position, name, description, category, price_cents, currency, available
-         FROM UNNEST($1::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bool[])
-              AS i(id, position, name, description, category, price_cents, currency, available)
+        "INSERT INTO menu_items (id, menu_id, position, name, description, category, price_cents, currency,
+                                 switched_on, in_stock, stock_version)
+         SELECT id, $2, position, name, description, category, price_cents, currency, switched_on, in_stock, stock_version
+         FROM UNNEST($1::uuid[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::bool[],
+                     $10::bool[], $11::int8[])
+              AS i(id, position, name, description, category, price_cents, currency, switched_on, in_stock, stock_version)
          ON CONFLICT (id) DO UPDATE SET
              name = EXCLUDED.name, description = EXCLUDED.description, category = EXCLUDED.category,
-             price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency, available = EXCLUDED.available",
+             price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency, switched_on = EXCLUDED.switched_on,
+             in_stock = EXCLUDED.in_stock, stock_version = EXCLUDED.stock_version",
     )
     .bind(items.iter().map(|i| i.id).collect::<Vec<_>>())
     .bind(menu.id)
@@ -144,7 +149,9 @@ async fn upsert_items(tx: &mut PgConnection, menu: &Menu) -> Result<(), StoreErr
     .bind(items.iter().map(|i| i.category.as_str()).collect::<Vec<_>>())
     .bind(items.iter().map(|i| i.price.cents()).collect::<Vec<_>>())
     .bind(items.iter().map(|i| i.price.currency().code()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.available).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.switched_on).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.in_stock).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.stock_version).collect::<Vec<_>>())
     .execute(tx)
     .await?;
     Ok(())
@@ -166,6 +173,16 @@ pub async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Menu>, Sto
         return Ok(None);
     }
     find(tx, id).await
+}
+
+/// The menu that has item `item`, if any.
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn menu_of_item(tx: &mut PgConnection, item: MenuItemId) -> Result<Option<MenuId>, StoreError> {
+    let menu: Option<Uuid> =
+        sqlx::query_scalar("SELECT menu_id FROM menu_items WHERE id = $1").bind(item).fetch_optional(tx).await?;
+    Ok(menu.map(MenuId::from))
 }
 
 /// Reads a menu.
@@ -223,7 +240,9 @@ fn to_domain(row: MenuRow) -> Result<Menu, String> {
                         Cents::try_from(item.price_cents).map_err(text)?,
                         Currency::try_from(item.currency).map_err(text)?,
                     ),
-                    available: item.available,
+                    switched_on: item.switched_on,
+                    in_stock: item.in_stock,
+                    stock_version: item.stock_version,
                 })
             })
             .collect::<Result<_, String>>()?,

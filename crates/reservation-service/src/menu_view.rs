@@ -106,7 +106,7 @@ impl TransactionalHandler<MenuEvent> for MenuProjection {
             MenuEvent::MenuItemAdded { item } | MenuEvent::MenuItemUpdated { item } => {
                 record_items(tx, menu, version, std::slice::from_ref(item)).await?;
             }
-            MenuEvent::ItemAvailabilityChanged { item_id, available } => {
+            MenuEvent::ItemAvailabilityChanged { item_id, available, .. } => {
                 record_availability(tx, menu, version, *item_id, *available).await?;
             }
         }

@@ -228,19 +228,13 @@ impl Writer {
             Begun::Replay(reply) => return Ok(reply),
             Begun::Work(work) => work,
         };
-        let mut aggregate = A::lock(work.connection(), id)
-            .await
-            .map_err(WriteError::from)?
-            .ok_or(NotFound { kind: A::KIND, id: id.into() })
-            .map_err(WriteError::from)?;
-        if_match.check(aggregate.version()).map_err(|stale| WriteError::Stale { kind: A::KIND, stale })?;
-        let Some(payload) = command(&mut aggregate)? else {
-            return Ok(respond(&aggregate).map_err(|e| WriteError::Store(StoreError::Encode(e)))?);
+        let (aggregate, payload) = change_in(work.connection(), id, if_match, command).await?;
+        let encode = |e| WriteError::Store(StoreError::Encode(e));
+        let Some(payload) = payload else {
+            return Ok(respond(&aggregate).map_err(encode)?);
         };
-        aggregate.advance(aggregate.version() + 1, now());
-        aggregate.update(work.connection()).await.map_err(WriteError::from)?;
         let event = work.event(&aggregate, payload);
-        let reply = respond(&aggregate).map_err(|e| WriteError::Store(StoreError::Encode(e)))?;
+        let reply = respond(&aggregate).map_err(encode)?;
         tracing::info!(kind = A::KIND, id = %id, event_type = event.event_type(), version = aggregate.version(), "changed");
         Ok(work.finish(&[event], reply).await?)
     }
@@ -273,6 +267,39 @@ impl Work<'_> {
         self.unit.commit().await?;
         Ok(reply)
     }
+}
+
+/// Applies `command` to the aggregate `id` inside the caller's transaction,
+/// under the aggregate's row lock: the versioned change of [`Writer::change`],
+/// for writers that commit something more with it (an event handler in its
+/// inbox transaction). If the command yields an event payload, the version is
+/// bumped and the aggregate written back; the caller appends the event.
+///
+/// # Errors
+/// [`WriteError`] (as `E`): no such aggregate, a stale version, the
+/// database; or the command's own error.
+pub async fn change_in<A, E>(
+    tx: &mut PgConnection,
+    id: A::Id,
+    if_match: IfMatch,
+    command: impl FnOnce(&mut A) -> Result<Option<A::Event>, E>,
+) -> Result<(A, Option<A::Event>), E>
+where
+    A: Aggregate,
+    E: From<WriteError>,
+{
+    let mut aggregate = A::lock(tx, id)
+        .await
+        .map_err(WriteError::from)?
+        .ok_or(NotFound { kind: A::KIND, id: id.into() })
+        .map_err(WriteError::from)?;
+    if_match.check(aggregate.version()).map_err(|stale| WriteError::Stale { kind: A::KIND, stale })?;
+    let Some(payload) = command(&mut aggregate)? else {
+        return Ok((aggregate, None));
+    };
+    aggregate.advance(aggregate.version() + 1, now());
+    aggregate.update(tx).await.map_err(WriteError::from)?;
+    Ok((aggregate, Some(payload)))
 }
 
 /// Now, to the microsecond PostgreSQL keeps.

@@ -202,6 +202,8 @@ pub fn item(name: &str) -> MenuItem {
         price_cents: 1250,
         currency: "EUR".to_owned(),
         available: true,
+        switched_on: true,
+        in_stock: true,
     }
 }
 
@@ -223,7 +225,11 @@ pub fn availability_changes(aggregate_id: Uuid, count: i64) -> Vec<DomainEvent<M
             DomainEvent::new(
                 aggregate_id,
                 version,
-                MenuEvent::ItemAvailabilityChanged { item_id, available: version % 2 == 0 },
+                MenuEvent::ItemAvailabilityChanged {
+                    item_id,
+                    available: version % 2 == 0,
+                    cause: events::menu::AvailabilityCause::Staff,
+                },
                 metadata(),
             )
         })

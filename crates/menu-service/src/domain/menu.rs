@@ -3,6 +3,7 @@
 
 use super::values::{Category, Cents, Currency, Description, ItemName, MenuName, Price};
 use chrono::{DateTime, Utc};
+use events::menu::AvailabilityCause;
 use events::{MenuEvent, MenuId, MenuItemId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -106,11 +107,21 @@ pub struct MenuItem {
     pub category: Category,
     /// The price.
     pub price: Price,
-    /// Whether guests can order it.
-    pub available: bool,
+    /// The staff's switch: on unless they turned it off.
+    pub switched_on: bool,
+    /// Whether the inventory has stock for a portion (always, for an item
+    /// whose stock is not tracked).
+    pub in_stock: bool,
+    /// The version of the last inventory event about the item's stock.
+    pub stock_version: i64,
 }
 
 impl MenuItem {
+    /// Whether guests can order it: switched on and in stock.
+    pub fn available(&self) -> bool {
+        self.switched_on && self.in_stock
+    }
+
     /// The item as events carry it.
     pub fn to_event(&self) -> events::menu::MenuItem {
         events::menu::MenuItem {
@@ -120,7 +131,9 @@ impl MenuItem {
             category: self.category.as_str().to_owned(),
             price_cents: self.price.cents(),
             currency: self.price.currency().code().to_owned(),
-            available: self.available,
+            available: self.available(),
+            switched_on: self.switched_on,
+            in_stock: self.in_stock,
         }
     }
 }
@@ -290,17 +303,40 @@ impl Menu {
         Ok((*item != before).then(|| MenuEvent::MenuItemUpdated { item: item.to_event() }))
     }
 
-    /// Marks an item available or not; `None` if it already was.
+    /// Switches an item on or off; `None` if it already was. Switching on an
+    /// item that is sold out does not make it available: that is a
+    /// `MenuItemUpdated`, and `ItemAvailabilityChanged` follows when it is
+    /// back in stock.
     ///
     /// # Errors
     /// No such item.
-    pub fn set_availability(&mut self, id: MenuItemId, available: bool) -> Result<Option<MenuEvent>, DomainError> {
+    pub fn set_availability(&mut self, id: MenuItemId, switched_on: bool) -> Result<Option<MenuEvent>, DomainError> {
         let item = self.item_mut(id)?;
-        if item.available == available {
+        if item.switched_on == switched_on {
             return Ok(None);
         }
-        item.available = available;
-        Ok(Some(MenuEvent::ItemAvailabilityChanged { item_id: id, available }))
+        let was_available = item.available();
+        item.switched_on = switched_on;
+        Ok(Some(availability_event(item, was_available, AvailabilityCause::Staff)))
+    }
+
+    /// Records that item `id` is in stock or sold out, as the inventory's
+    /// event of `version` says; `None` if it is not on this menu, the event is
+    /// older than one applied before, or it changes nothing.
+    pub fn set_stock(&mut self, id: MenuItemId, in_stock: bool, version: i64) -> Option<MenuEvent> {
+        let item = self.items.iter_mut().find(|item| item.id == id)?;
+        if version <= item.stock_version || item.in_stock == in_stock {
+            return None;
+        }
+        let was_available = item.available();
+        item.in_stock = in_stock;
+        item.stock_version = version;
+        Some(availability_event(item, was_available, AvailabilityCause::Stock))
+    }
+
+    /// Whether it has item `id`.
+    pub fn has_item(&self, id: MenuItemId) -> bool {
+        self.items.iter().any(|item| item.id == id)
     }
 
     fn push_item(&mut self, item: NewItem) -> Result<&MenuItem, DomainError> {
@@ -316,7 +352,9 @@ impl Menu {
             description: item.description,
             category: item.category,
             price: item.price,
-            available: true,
+            switched_on: true,
+            in_stock: true,
+            stock_version: 0,
         });
         Ok(&self.items[self.items.len() - 1])
     }
@@ -332,6 +370,17 @@ impl Menu {
 
 fn same_name(a: &ItemName, b: &ItemName) -> bool {
     a.as_str().to_lowercase() == b.as_str().to_lowercase()
+}
+
+/// The event of a change of one of `item`'s two facts: `ItemAvailabilityChanged`
+/// when whether it can be ordered changed, else `MenuItemUpdated` (the fact
+/// changed, what guests see did not).
+fn availability_event(item: &MenuItem, was_available: bool, cause: AvailabilityCause) -> MenuEvent {
+    if item.available() == was_available {
+        MenuEvent::MenuItemUpdated { item: item.to_event() }
+    } else {
+        MenuEvent::ItemAvailabilityChanged { item_id: item.id, available: item.available(), cause }
+    }
 }
 
 #[cfg(test)]
@@ -376,7 +425,7 @@ mod tests {
         let mut menu = menu(&["Soup", "Bread"]);
         let Ok(Some(MenuEvent::MenuActivated { items, .. })) = menu.activate() else { panic!("no MenuActivated") };
         assert_eq!(items.len(), 2);
-        assert!(items.iter().all(|item| item.available));
+        assert!(items.iter().all(|item| item.available && item.switched_on && item.in_stock));
         assert_eq!(menu.activate(), Ok(None));
     }
 
@@ -400,12 +449,76 @@ mod tests {
         assert_eq!(menu.set_availability(id, true), Ok(None));
         assert_eq!(
             menu.set_availability(id, false),
-            Ok(Some(MenuEvent::ItemAvailabilityChanged { item_id: id, available: false }))
+            Ok(Some(MenuEvent::ItemAvailabilityChanged {
+                item_id: id,
+                available: false,
+                cause: AvailabilityCause::Staff
+            }))
         );
         assert_eq!(
             menu.set_availability(MenuItemId::new(), false).err().map(|e| matches!(e, DomainError::NoSuchItem(_))),
             Some(true)
         );
+    }
+
+    /// What each change of one of the two facts publishes, from each state.
+    #[test]
+    fn availability_is_the_switch_and_the_stock_and_changes_exactly_when_their_combination_does() {
+        let changed = |available, cause| Some(("ItemAvailabilityChanged", Some(available), Some(cause)));
+        let updated = Some(("MenuItemUpdated", None, None));
+        // (switched on, in stock) before → the change → what is published.
+        let table: [((bool, bool), Change, Option<(&str, Option<bool>, Option<AvailabilityCause>)>); 8] = [
+            ((true, true), Change::Switch(false), changed(false, AvailabilityCause::Staff)),
+            ((true, true), Change::Stock(false), changed(false, AvailabilityCause::Stock)),
+            ((true, false), Change::Switch(false), updated),
+            ((true, false), Change::Stock(true), changed(true, AvailabilityCause::Stock)),
+            ((false, true), Change::Switch(true), changed(true, AvailabilityCause::Staff)),
+            ((false, true), Change::Stock(false), updated),
+            ((false, false), Change::Switch(true), updated),
+            ((false, false), Change::Stock(true), updated),
+        ];
+        for ((switched_on, in_stock), change, expected) in table {
+            let mut menu = menu(&["Soup"]);
+            let id = menu.items[0].id;
+            menu.items[0].switched_on = switched_on;
+            menu.items[0].in_stock = in_stock;
+            menu.items[0].stock_version = 1;
+            let event = match change {
+                Change::Switch(on) => menu.set_availability(id, on).unwrap_or_else(|e| panic!("{e}")),
+                Change::Stock(stocked) => menu.set_stock(id, stocked, 2),
+            };
+            let seen = event.map(|event| match event {
+                MenuEvent::ItemAvailabilityChanged { available, cause, .. } => {
+                    ("ItemAvailabilityChanged", Some(available), Some(cause))
+                }
+                MenuEvent::MenuItemUpdated { item } => {
+                    assert_eq!((item.available, item.switched_on, item.in_stock), {
+                        let item = &menu.items[0];
+                        (item.available(), item.switched_on, item.in_stock)
+                    });
+                    ("MenuItemUpdated", None, None)
+                }
+                other => panic!("unexpected {other:?}"),
+            });
+            assert_eq!(seen, expected, "from ({switched_on}, {in_stock}), {change:?}");
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Change {
+        Switch(bool),
+        Stock(bool),
+    }
+
+    #[test]
+    fn a_stock_event_older_than_one_applied_or_about_another_item_changes_nothing() {
+        let mut menu = menu(&["Soup"]);
+        let id = menu.items[0].id;
+        assert!(menu.set_stock(id, false, 3).is_some());
+        assert_eq!(menu.set_stock(id, true, 2), None, "older than the one applied");
+        assert_eq!(menu.set_stock(id, false, 4), None, "already sold out");
+        assert_eq!(menu.set_stock(MenuItemId::new(), true, 5), None, "not on this menu");
+        assert!(!menu.items[0].available());
     }
 
     #[test]

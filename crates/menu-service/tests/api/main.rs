@@ -5,3 +5,4 @@ mod errors;
 mod helpers;
 mod idempotency;
 mod menus;
+mod stock;

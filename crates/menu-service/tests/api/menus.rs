@@ -63,7 +63,7 @@ async fn the_seed_flow_publishes_created_activated_and_availability_changed_with
     assert_eq!(types, ["MenuCreated", "MenuActivated", "ItemAvailabilityChanged"]);
     assert_eq!(entries[1].metadata["correlation_id"], "req-activate-1");
     assert_eq!(entries[1].data["items"].as_array().map(Vec::len), Some(2), "MenuActivated carries every item");
-    assert_eq!(entries[2].data, json!({"item_id": item, "available": false}));
+    assert_eq!(entries[2].data, json!({"item_id": item, "available": false, "cause": "staff"}));
     assert_eq!(entries.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
     Ok(())
 }

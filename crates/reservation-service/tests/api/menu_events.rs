@@ -119,6 +119,8 @@ fn item(id: Uuid, name: &str, available: bool) -> MenuItem {
         price_cents: 1200,
         currency: "EUR".to_owned(),
         available,
+        switched_on: available,
+        in_stock: true,
     }
 }
 
@@ -143,9 +145,24 @@ async fn redelivered_and_out_of_order_events_do_not_corrupt_the_view() -> TestRe
     let reservation = app.book(&with_pre_order(&[(dish, 1)])).await?;
     let reservation = reservation["id"].as_str().unwrap_or_default().to_owned();
 
-    let unavailable =
-        menu_event(menu, 4, MenuEvent::ItemAvailabilityChanged { item_id: dish.into(), available: false });
-    let older = menu_event(menu, 3, MenuEvent::ItemAvailabilityChanged { item_id: dish.into(), available: true });
+    let unavailable = menu_event(
+        menu,
+        4,
+        MenuEvent::ItemAvailabilityChanged {
+            item_id: dish.into(),
+            available: false,
+            cause: events::menu::AvailabilityCause::Staff,
+        },
+    );
+    let older = menu_event(
+        menu,
+        3,
+        MenuEvent::ItemAvailabilityChanged {
+            item_id: dish.into(),
+            available: true,
+            cause: events::menu::AvailabilityCause::Staff,
+        },
+    );
     app.publish(&unavailable).await?;
     app.publish(&unavailable).await?;
     app.publish(&older).await?;
@@ -168,8 +185,16 @@ async fn redelivered_and_out_of_order_events_do_not_corrupt_the_view() -> TestRe
             .await?;
     assert_eq!((name.as_str(), available), ("Pie of the day", false));
 
-    app.publish(&menu_event(menu, 6, MenuEvent::ItemAvailabilityChanged { item_id: dish.into(), available: true }))
-        .await?;
+    app.publish(&menu_event(
+        menu,
+        6,
+        MenuEvent::ItemAvailabilityChanged {
+            item_id: dish.into(),
+            available: true,
+            cause: events::menu::AvailabilityCause::Staff,
+        },
+    ))
+    .await?;
     eventually(WAIT, "the newer event clears it", || async { Ok(problems(&app, &reservation).await?.is_empty()) })
         .await?;
     Ok(())
