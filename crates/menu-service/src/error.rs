@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use service_kit::Problem;
 use service_kit::database::StoreError;
 use service_kit::values::FieldError;
-use service_kit::write::{NotFound, WriteError};
+use service_kit::write::WriteError;
 
 /// Everything a menu request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -21,18 +21,9 @@ pub enum Error {
     /// (503 when it is unreachable, else 500).
     #[error(transparent)]
     Write(#[from] WriteError),
-}
-
-impl From<StoreError> for Error {
-    fn from(error: StoreError) -> Self {
-        Self::Write(error.into())
-    }
-}
-
-impl From<NotFound> for Error {
-    fn from(missing: NotFound) -> Self {
-        Self::Write(missing.into())
-    }
+    /// A read failed (503 when the database is unreachable, else 500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl IntoResponse for Error {
@@ -46,6 +37,7 @@ impl IntoResponse for Error {
             Self::Domain(DomainError::InvalidTransition { .. }) => Problem::conflict(self.to_string()),
             Self::Domain(DomainError::ItemNameTaken(_)) => Problem::conflict(self.to_string()).with_field("name"),
             Self::Write(error) => error.problem("the menu database"),
+            Self::Store(error) => error.problem("the menu database"),
         };
         problem.into_response()
     }

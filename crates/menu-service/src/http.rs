@@ -23,7 +23,7 @@ use service_kit::extract::{IfMatch, Json, Path, Query, RequestId, non_null, opti
 use service_kit::idempotency::{IdempotentJson, Reply};
 use service_kit::openapi::{optional_multiline_text, single_line_text};
 use service_kit::values::{Page, parse, parse_optional};
-use service_kit::write::NotFound;
+use service_kit::write::WriteError;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -270,7 +270,7 @@ async fn list(State(menus): State<Menus>, Query(query): Query<ListQuery>) -> Res
     (status = 200, description = "The menu", body = MenuBody, headers(("ETag" = String, description = "The menu's version"))),
 ))]
 async fn show(State(menus): State<Menus>, Path(MenuPath { menu_id }): Path<MenuPath>) -> Result<Reply, Error> {
-    let menu = store::find(menus.pool(), menu_id).await?.ok_or(NotFound { kind: "menu", id: menu_id.into() })?;
+    let menu = store::find(menus.pool(), menu_id).await?.ok_or_else(|| WriteError::not_found::<Menu>(menu_id))?;
     Ok(menu_reply(StatusCode::OK)(&menu).map_err(service_kit::database::StoreError::Encode)?)
 }
 

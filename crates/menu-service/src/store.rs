@@ -56,18 +56,7 @@ impl Aggregate for Menu {
     type Event = events::MenuEvent;
     const KIND: &'static str = "menu";
 
-    fn id(&self) -> MenuId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    fn advance(&mut self, version: i64, at: DateTime<Utc>) {
-        self.version = version;
-        self.updated_at = at;
-    }
+    service_kit::aggregate_fields!();
 
     async fn lock(tx: &mut PgConnection, id: MenuId) -> Result<Option<Self>, StoreError> {
         lock(tx, id).await

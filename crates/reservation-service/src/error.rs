@@ -9,7 +9,7 @@ use service_kit::Problem;
 use service_kit::auth::MissingScope;
 use service_kit::database::StoreError;
 use service_kit::values::FieldError;
-use service_kit::write::{NotFound, WriteError};
+use service_kit::write::WriteError;
 
 /// Everything a reservation request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -53,24 +53,15 @@ pub enum Error {
     /// failed (503 when it is unreachable, else 500).
     #[error(transparent)]
     Write(#[from] WriteError),
-}
-
-impl From<StoreError> for Error {
-    fn from(error: StoreError) -> Self {
-        Self::Write(error.into())
-    }
-}
-
-impl From<NotFound> for Error {
-    fn from(missing: NotFound) -> Self {
-        Self::Write(missing.into())
-    }
+    /// A read failed (503 when the database is unreachable, else 500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Error {
     /// No reservation `id`, or none the caller may see.
     pub fn not_found(id: ReservationId) -> Self {
-        NotFound { kind: "reservation", id: id.into() }.into()
+        WriteError::not_found::<crate::domain::Reservation>(id).into()
     }
 }
 
@@ -97,6 +88,7 @@ impl IntoResponse for Error {
             Self::NoCapacity { .. } => Problem::conflict(self.to_string()),
             Self::Forbidden(missing) => Problem::from(*missing),
             Self::Write(error) => error.problem("the reservation database"),
+            Self::Store(error) => error.problem("the reservation database"),
         };
         problem.into_response()
     }

@@ -158,18 +158,7 @@ impl Aggregate for Reservation {
     type Event = events::ReservationEvent;
     const KIND: &'static str = "reservation";
 
-    fn id(&self) -> ReservationId {
-        self.id
-    }
-
-    fn version(&self) -> i64 {
-        self.version
-    }
-
-    fn advance(&mut self, version: i64, at: DateTime<Utc>) {
-        self.version = version;
-        self.updated_at = at;
-    }
+    service_kit::aggregate_fields!();
 
     async fn lock(tx: &mut PgConnection, id: ReservationId) -> Result<Option<Self>, StoreError> {
         lock(tx, id).await

@@ -242,3 +242,46 @@ pub async fn run(built: impl Future<Output = anyhow::Result<Application>>) -> an
     let application = built.await?;
     application.run_until_stopped(crate::shutdown::on_signal()).await
 }
+
+/// A service binary's command line: every service's [`Settings`] and the
+/// service's own `X`.
+#[derive(Debug, clap::Parser)]
+pub struct Cli<X: clap::Args> {
+    /// What every service reads.
+    #[command(flatten)]
+    pub settings: Settings,
+    /// What this service alone reads.
+    #[command(flatten)]
+    pub own: X,
+}
+
+/// The own settings of a service that has none.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct NoSettings {}
+
+/// A service's whole `main`: installs the platform's allocator, parses the
+/// command line ([`Cli`] of the service's own settings `$own`, named and
+/// described as the binary's package), and [`run`]s what `$build` builds of
+/// the settings and the service's own ones.
+///
+/// ```ignore
+/// service_kit::service_main!(service_kit::service::NoSettings, |settings, _| menu_service::build(settings));
+/// ```
+#[macro_export]
+macro_rules! service_main {
+    ($own:ty, $build:expr) => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::Allocator = $crate::Allocator;
+
+        #[tokio::main]
+        async fn main() -> anyhow::Result<()> {
+            use clap::{CommandFactory, FromArgMatches};
+            let command = $crate::service::Cli::<$own>::command()
+                .name(env!("CARGO_PKG_NAME"))
+                .about(env!("CARGO_PKG_DESCRIPTION"))
+                .version(env!("CARGO_PKG_VERSION"));
+            let cli = $crate::service::Cli::<$own>::from_arg_matches(&command.get_matches())?;
+            $crate::service::run(($build)(&cli.settings, &cli.own)).await
+        }
+    };
+}

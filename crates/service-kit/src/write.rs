@@ -40,6 +40,26 @@ pub trait Aggregate: Sized + Send + Sync {
     fn update(&self, tx: &mut PgConnection) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Inside an `impl Aggregate`, the three methods of an aggregate whose
+/// fields are named `id`, `version` and `updated_at`, as the services' are.
+#[macro_export]
+macro_rules! aggregate_fields {
+    () => {
+        fn id(&self) -> Self::Id {
+            self.id
+        }
+
+        fn version(&self) -> i64 {
+            self.version
+        }
+
+        fn advance(&mut self, version: i64, at: chrono::DateTime<chrono::Utc>) {
+            self.version = version;
+            self.updated_at = at;
+        }
+    };
+}
+
 /// An aggregate that is created from its fields alone, by [`Writer::create`].
 pub trait Insert: Aggregate {
     /// Inserts it, new.
@@ -85,6 +105,11 @@ pub enum WriteError {
 }
 
 impl WriteError {
+    /// No aggregate of kind `A` with id `id`.
+    pub fn not_found<A: Aggregate>(id: A::Id) -> Self {
+        Self::NotFound(NotFound { kind: A::KIND, id: id.into() })
+    }
+
     /// The problem it answers with; `database` names the service's database.
     pub fn problem(&self, database: &str) -> crate::Problem {
         match self {

@@ -107,7 +107,9 @@ async fn ready_is_the_gateways_own_while_status_reports_each_service() -> TestRe
     assert_eq!(body["services"]["reservation-service"]["detail"], "unreachable");
 
     let other = echo("reservations").await?;
-    let gateway = spawn_gateway(GatewaySettings::for_upstreams(&up.url, &other.url)).await?;
+    let settings = GatewaySettings::for_upstreams(&up.url, &other.url)
+        .with_upstream(service_kit::catalog::INVENTORY.name, &other.url);
+    let gateway = spawn_gateway(settings).await?;
     assert_eq!(gateway.get_json("/status").await?["status"], "ok");
     assert_eq!(gateway.get_json("/health").await?["status"], "ok");
     Ok(())
