@@ -80,3 +80,11 @@ typed_id!(
     /// The id of a reservation aggregate.
     ReservationId
 );
+typed_id!(
+    /// The id of an ingredient the inventory service stocks.
+    IngredientId
+);
+typed_id!(
+    /// The id of an order aggregate; commands about an order and their answers carry it.
+    OrderId
+);

@@ -3,8 +3,8 @@
 //! Services change state in PostgreSQL and tell each other what happened
 //! through **domain events**. This crate is the only place that defines them:
 //! the envelope ([`DomainEvent`]), one enum per stream ([`MenuEvent`],
-//! [`ReservationEvent`]), their wire form ([`encoding`]), and the machinery that
-//! moves them without losing any.
+//! [`ReservationEvent`], [`InventoryEvent`], [`InventoryCommand`]), their wire
+//! form ([`encoding`]), and the machinery that moves them without losing any.
 //!
 //! # The life of an event
 //!
@@ -79,6 +79,7 @@ pub mod envelope;
 pub mod fault;
 pub mod ids;
 pub mod inbox;
+pub mod inventory;
 pub mod menu;
 pub mod metrics;
 pub mod outbox;
@@ -91,8 +92,9 @@ pub mod schema;
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
 pub use encoding::{EncodedEvent, Streams};
 pub use envelope::{DomainEvent, Event, Metadata};
-pub use ids::{EventId, MenuId, MenuItemId, ReservationId};
+pub use ids::{EventId, IngredientId, MenuId, MenuItemId, OrderId, ReservationId};
 pub use inbox::{Inbox, Inboxed, TransactionalHandler};
+pub use inventory::{InventoryCommand, InventoryEvent};
 pub use menu::MenuEvent;
 pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker};
 pub use reservation::ReservationEvent;
