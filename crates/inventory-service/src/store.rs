@@ -1,7 +1,7 @@
 //! The inventory tables. Every function runs inside the caller's transaction
-//! (`&mut PgConnection`) or reads from the pool, and returns
-//! [`StoreError`](service_kit::database::StoreError) only for what the
-//! database did; what the domain refuses comes back as a value.
+//! (`&mut PgConnection`) or reads from the pool, and returns [`StoreError`]
+//! only for what the database did; what the domain refuses comes back as a
+//! value.
 //!
 //! # Never more held than on hand
 //!
@@ -15,7 +15,10 @@
 //! # Lock order
 //!
 //! Locks are taken holds first, then ingredients (by id), then recipes (by
-//! menu item id), so transactions never wait for each other crosswise.
+//! menu item id), so transactions never wait for each other crosswise. A
+//! caller that changes several ingredients in one transaction (several
+//! [`receive`]s, say) does so in id order for the same reason; every
+//! function here that touches several does it by itself.
 //!
 //! # Events that follow from a change
 //!

@@ -6,7 +6,7 @@ use super::ingredients::{MovementKind, lock_ingredients};
 use super::recipes::load_recipes;
 use super::{corrupt, now};
 use crate::domain::{DomainError, HeldIngredient, Hold, HoldAction, HoldStatus, OrderLines, Stock, needs, plan};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use events::inventory::Shortage;
 use events::{IngredientId, MenuItemId, OrderId};
 use service_kit::database::StoreError;
@@ -50,6 +50,8 @@ pub async fn reserve(
     actor: &str,
 ) -> Result<Reservation, StoreError> {
     let now = now();
+    // As PostgreSQL keeps it, so that the hold and its event say what the row says.
+    let expires_at = expires_at.trunc_subsecs(6);
     // Claiming the order's row first makes a concurrent duplicate wait here,
     // holding nothing, and then find the decision.
     let claimed: Option<Uuid> = sqlx::query_scalar(
