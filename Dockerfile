@@ -10,7 +10,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
  && mkdir -p /out \
- && cp target/release/menu-service target/release/reservation-service \
+ && cp target/release/menu-service target/release/reservation-service target/release/inventory-service \
        target/release/api-gateway target/release/platform-ctl /out/
 
 FROM debian:bookworm-slim AS runtime
@@ -31,6 +31,11 @@ FROM runtime AS reservation-service
 EXPOSE 8082
 HEALTHCHECK --interval=5s --timeout=3s --retries=12 CMD curl -fs http://127.0.0.1:8082/ready || exit 1
 CMD ["reservation-service"]
+
+FROM runtime AS inventory-service
+EXPOSE 8083
+HEALTHCHECK --interval=5s --timeout=3s --retries=12 CMD curl -fs http://127.0.0.1:8083/ready || exit 1
+CMD ["inventory-service"]
 
 FROM runtime AS api-gateway
 EXPOSE 8080

@@ -65,19 +65,20 @@ impl LogLimiter {
 /// longer ([`Backoff`]), is logged at once and then at most every ten seconds
 /// ([`LogLimiter`]), and the first success after it is reported.
 #[derive(Debug)]
-pub(crate) struct Outage {
+pub struct Outage {
     backoff: Backoff,
     failures: u32,
     limiter: LogLimiter,
 }
 
 impl Outage {
-    pub(crate) const fn new(backoff: Backoff) -> Self {
+    /// An outage not yet begun, waiting `backoff` after each failure.
+    pub const fn new(backoff: Backoff) -> Self {
         Self { backoff, failures: 0, limiter: LogLimiter::new(Duration::from_secs(10)) }
     }
 
     /// Records a success; `true` if it ends an outage, for the caller to say so.
-    pub(crate) fn ended(&mut self) -> bool {
+    pub fn ended(&mut self) -> bool {
         let ended = self.failures > 0;
         if ended {
             self.failures = 0;
@@ -88,7 +89,7 @@ impl Outage {
 
     /// Records a failure, logs it as `what` unless held back, and waits its
     /// backoff. `false` if `cancel` fired instead.
-    pub(crate) async fn wait_after(&mut self, error: &impl Display, what: &str, cancel: &CancellationToken) -> bool {
+    pub async fn wait_after(&mut self, error: &impl Display, what: &str, cancel: &CancellationToken) -> bool {
         self.failures += 1;
         if let Some(suppressed) = self.limiter.admit() {
             tracing::warn!(error = %error, suppressed, "{what}");

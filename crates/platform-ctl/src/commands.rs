@@ -217,3 +217,15 @@ pub async fn redrive(
     writeln!(out, "re-drove {moved} dead letters onto {stream}")?;
     Ok(())
 }
+
+/// Writes the platform's services, one per line: name, port, schema and
+/// routes (comma-separated), tab-separated.
+///
+/// # Errors
+/// Writing failed.
+pub fn services(out: &mut impl Write) -> anyhow::Result<()> {
+    for service in service_kit::catalog::SERVICES {
+        writeln!(out, "{}\t{}\t{}\t{}", service.name, service.port, service.schema, service.routes.join(","))?;
+    }
+    Ok(())
+}

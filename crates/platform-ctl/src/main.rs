@@ -10,6 +10,7 @@
 //! platform-ctl redrive menu-events --group reservation-service
 //! platform-ctl auth init                  # an Ed25519 key pair in ~/.config/restaurant-platform
 //! platform-ctl token --scope menus:write --ttl 8h --subject alice
+//! platform-ctl services                   # name, port, schema and routes of every service
 //! ```
 
 mod auth;
@@ -86,6 +87,9 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Lists the platform's services, one per line: name, port, schema and
+    /// the gateway's path prefixes for it, separated by tabs (what `scripts/run` starts).
+    Services,
     /// The key pair that signs staff tokens.
     Auth {
         #[command(subcommand)]
@@ -155,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Redrive { stream, count, group } => {
             commands::redrive(&client, &streams.named(&stream), count, group.as_deref(), &mut out).await
         }
+        Command::Services => commands::services(&mut out),
         Command::Auth { command: AuthCommand::Init { dir, force } } => {
             auth::init(&auth::key_dir(dir)?, force, &mut out)
         }

@@ -50,6 +50,8 @@ async fn shows_lag_lists_and_redrives_dead_letters_and_tails_decoded_events() ->
         price_cents: 650,
         currency: "EUR".into(),
         available: true,
+        switched_on: true,
+        in_stock: true,
     };
     let created = MenuEvent::MenuCreated { name: "Lunch".into(), description: None, items: vec![item] };
     publish(&stream, &DomainEvent::new(menu, 1, created, Metadata::new("menu-service", "req-ctl-1"))).await?;

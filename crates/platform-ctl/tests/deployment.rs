@@ -1,11 +1,14 @@
 //! `docker-compose.microservices.yml` and the `Dockerfile`, checked as far
-//! as this machine allows without a Docker engine: the compose file parses,
-//! its references resolve, every variable it sets is one the binary reads,
-//! ports agree, Redis keeps an append-only file, and every image target and
-//! binary it names exists.
+//! as this machine allows without a Docker engine, and against the catalog
+//! of services (`service_kit::catalog`): the compose file runs every service
+//! of the catalog and nothing else, its references resolve, every variable it
+//! sets is one the binary reads, ports agree with the catalog, the gateway
+//! knows every service's URL, Redis keeps an append-only file, and every
+//! image target and binary it names exists.
 
 use clap::{Args, Command};
 use serde_yaml::Value;
+use service_kit::catalog;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -43,19 +46,28 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
     let compose = compose()?;
     let services = compose["services"].as_mapping().ok_or_else(|| anyhow::anyhow!("no services"))?;
     let names: BTreeSet<String> = services.keys().map(text).collect();
-    let expected = ["api-gateway", "menu-service", "postgres", "redis", "reservation-service"];
-    assert_eq!(names, expected.iter().map(|name| (*name).to_owned()).collect());
+    let mut expected: BTreeSet<String> = catalog::SERVICES.iter().map(|service| service.name.to_owned()).collect();
+    expected.extend(["api-gateway", "postgres", "redis"].map(str::to_owned));
+    assert_eq!(names, expected, "the compose file runs the catalog's services");
 
+    let settings = |name: &'static str| service_kit::Settings::augment_args(Command::new(name));
+    let mut gateway = env_names(api_gateway::GatewaySettings::augment_args(Command::new("api-gateway")));
+    gateway.extend(catalog::SERVICES.iter().map(catalog::Entry::url_variable));
     let accepted = [
-        ("menu-service", env_names(service_kit::Settings::augment_args(Command::new("menu-service")))),
+        ("menu-service", env_names(settings("menu-service"))),
         (
             "reservation-service",
-            env_names(reservation_service::BookingSettings::augment_args(service_kit::Settings::augment_args(
-                Command::new("reservation-service"),
-            ))),
+            env_names(reservation_service::BookingSettings::augment_args(settings("reservation-service"))),
         ),
-        ("api-gateway", env_names(api_gateway::GatewaySettings::augment_args(Command::new("api-gateway")))),
+        (
+            "inventory-service",
+            env_names(inventory_service::InventorySettings::augment_args(settings("inventory-service"))),
+        ),
+        ("api-gateway", gateway),
     ];
+    let covered: BTreeSet<&str> =
+        accepted.iter().map(|(name, _)| *name).filter(|name| *name != "api-gateway").collect();
+    assert_eq!(covered, catalog::SERVICES.iter().map(|service| service.name).collect(), "a service is not checked");
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile"))?;
     for (name, accepted) in accepted {
         let service = &compose["services"][name];
@@ -65,6 +77,9 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
             assert!(accepted.contains(&variable), "{name} does not read {variable}");
         }
         let port = text(&service["environment"]["SERVER_PORT"]);
+        let catalog_port =
+            catalog::SERVICES.iter().find(|entry| entry.name == name).map_or(catalog::GATEWAY_PORT, |entry| entry.port);
+        assert_eq!(port, catalog_port.to_string(), "{name} listens on its catalog port");
         if name == "api-gateway" {
             assert_eq!(
                 service["ports"][0].as_str(),
@@ -95,11 +110,11 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
             );
         }
     }
-    for (variable, url) in [
-        ("MENU_SERVICE_URL", "http://menu-service:8081"),
-        ("RESERVATION_SERVICE_URL", "http://reservation-service:8082"),
-    ] {
-        assert_eq!(compose["services"]["api-gateway"]["environment"][variable].as_str(), Some(url));
+    for service in catalog::SERVICES {
+        let url = format!("http://{}:{}", service.name, service.port);
+        let gateway = &compose["services"]["api-gateway"];
+        assert_eq!(gateway["environment"][service.url_variable().as_str()].as_str(), Some(url.as_str()));
+        assert!(!gateway["depends_on"][service.name].is_null(), "the gateway does not wait for {}", service.name);
     }
     let redis: Vec<String> =
         compose["services"]["redis"]["command"].as_sequence().into_iter().flatten().map(text).collect();
@@ -116,7 +131,7 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
         text(&compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]),
         "${POSTGRES_PASSWORD:?set it in .env}"
     );
-    for name in ["menu-service", "reservation-service", "api-gateway"] {
+    for name in catalog::SERVICES.iter().map(|service| service.name).chain(["api-gateway"]) {
         let password = text(&compose["services"][name]["environment"]["REDIS_PASSWORD"]);
         let password =
             if password == "Null" { text(&compose["x-service-environment"]["REDIS_PASSWORD"]) } else { password };
@@ -133,12 +148,14 @@ fn the_dockerfile_builds_every_binary_it_copies() -> TestResult {
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile"))?;
     let copied: Vec<&str> =
         dockerfile.split_whitespace().filter_map(|word| word.strip_prefix("target/release/")).collect();
-    assert_eq!(copied, ["menu-service", "reservation-service", "api-gateway", "platform-ctl"]);
+    let mut binaries: Vec<&str> = catalog::SERVICES.iter().map(|service| service.name).collect();
+    binaries.extend(["api-gateway", "platform-ctl"]);
+    assert_eq!(copied, binaries);
     for binary in &copied {
         assert!(root().join(format!("crates/{binary}/src/main.rs")).exists(), "no crate builds {binary}");
     }
     let stages: Vec<&str> = dockerfile.lines().filter(|line| line.starts_with("FROM ")).collect();
-    assert_eq!(stages.len(), 5, "build, runtime and one stage per service: {stages:?}");
+    assert_eq!(stages.len(), catalog::SERVICES.len() + 3, "build, runtime and one stage per service: {stages:?}");
     assert!(dockerfile.contains("cargo build --release --locked --bins"));
     Ok(())
 }

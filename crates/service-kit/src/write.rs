@@ -273,12 +273,12 @@ impl Work<'_> {
 
     /// The event `payload` of `aggregate` as it is now, caused by this request.
     pub fn event<A: Aggregate>(&self, aggregate: &A, payload: A::Event) -> DomainEvent<A::Event> {
-        DomainEvent::new(
-            aggregate.id(),
-            aggregate.version(),
-            payload,
-            Metadata::new(self.source, self.request.correlation_id),
-        )
+        DomainEvent::new(aggregate.id(), aggregate.version(), payload, self.metadata())
+    }
+
+    /// The metadata of the events this request causes.
+    pub fn metadata(&self) -> Metadata {
+        Metadata::new(self.source, self.request.correlation_id)
     }
 
     /// Appends `events`, stores `reply` for the request's idempotency key,

@@ -65,6 +65,14 @@ impl Api {
         Ok(self.client.post(self.url(path)).json(body).send().await?)
     }
 
+    /// `PUT path` with a JSON body.
+    ///
+    /// # Errors
+    /// The request could not be sent.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
+        Ok(self.client.put(self.url(path)).json(body).send().await?)
+    }
+
     /// `PATCH path` with a JSON body.
     ///
     /// # Errors

@@ -53,3 +53,13 @@ pub async fn entries(stream: &str, count: usize, wait: Duration) -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Appends an entry of `fields` (an encoded event's, say) to `stream` on the
+/// shared Redis, as a relay would; returns its id.
+///
+/// # Errors
+/// Redis failed.
+pub async fn append<V: redis::ToRedisArgs + Send + Sync>(stream: &str, fields: &[(&str, V)]) -> anyhow::Result<String> {
+    let mut connection = crate::redis_client()?.get_multiplexed_async_connection().await?;
+    Ok(redis::cmd("XADD").arg(stream).arg("*").arg(fields).query_async(&mut connection).await?)
+}

@@ -12,23 +12,25 @@ fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
     Settings::ephemeral("platform_test", &db.schema, stream_prefix)
 }
 
-/// The menu and reservation services on their own schemas and one stream prefix.
+/// The services of the catalog on their own schemas and one stream prefix.
 struct Services {
     menu: Running,
     reservation: Running,
+    inventory: Running,
     stream_prefix: String,
-    _databases: (TestDb, TestDb),
+    _databases: (TestDb, TestDb, TestDb),
 }
 
 impl Services {
     fn gateway_settings(&self) -> GatewaySettings {
         GatewaySettings::for_upstreams(&self.menu.base, &self.reservation.base)
+            .with_upstream(service_kit::catalog::INVENTORY.name, &self.inventory.base)
     }
 }
 
 async fn services() -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
-    let (menu_db, reservation_db) = (TestDb::new().await?, TestDb::new().await?);
+    let (menu_db, reservation_db, inventory_db) = (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
     let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     let reservation = reservation_service::build(
@@ -37,7 +39,13 @@ async fn services() -> anyhow::Result<Services> {
     )
     .await?;
     let reservation = Running::spawn(reservation.port()?, |cancel| reservation.run_until_stopped(cancel));
-    Ok(Services { menu, reservation, stream_prefix, _databases: (menu_db, reservation_db) })
+    let inventory = inventory_service::build(
+        &service_settings(&inventory_db, &stream_prefix),
+        &inventory_service::InventorySettings::default(),
+    )
+    .await?;
+    let inventory = Running::spawn(inventory.port()?, |cancel| inventory.run_until_stopped(cancel));
+    Ok(Services { menu, reservation, inventory, stream_prefix, _databases: (menu_db, reservation_db, inventory_db) })
 }
 
 #[tokio::test]
@@ -77,12 +85,14 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
         "/api/v1/menus/{menu_id}/items/{item_id}/availability",
         "/api/v1/reservations",
         "/api/v1/reservations/{reservation_id}/cancel",
+        "/api/v1/ingredients/{ingredient_id}/receipts",
+        "/api/v1/portions",
         "/health",
         "/ready",
     ] {
         assert!(document["paths"].get(path).is_some(), "{path} missing");
     }
-    for schema in ["Menu", "Reservation", "Problem"] {
+    for schema in ["Menu", "Reservation", "Ingredient", "Problem"] {
         assert!(document["components"]["schemas"].get(schema).is_some(), "{schema} missing");
     }
     assert!(document.get("x-unavailable-services").is_none());

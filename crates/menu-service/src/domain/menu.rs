@@ -467,7 +467,7 @@ mod tests {
         let changed = |available, cause| Some(("ItemAvailabilityChanged", Some(available), Some(cause)));
         let updated = Some(("MenuItemUpdated", None, None));
         // (switched on, in stock) before → the change → what is published.
-        let table: [((bool, bool), Change, Option<(&str, Option<bool>, Option<AvailabilityCause>)>); 8] = [
+        let table: [((bool, bool), Change, Option<Published>); 8] = [
             ((true, true), Change::Switch(false), changed(false, AvailabilityCause::Staff)),
             ((true, true), Change::Stock(false), changed(false, AvailabilityCause::Stock)),
             ((true, false), Change::Switch(false), updated),
@@ -503,6 +503,10 @@ mod tests {
             assert_eq!(seen, expected, "from ({switched_on}, {in_stock}), {change:?}");
         }
     }
+
+    /// What a change published: its type, and for `ItemAvailabilityChanged`
+    /// whether the item is available now and why.
+    type Published = (&'static str, Option<bool>, Option<AvailabilityCause>);
 
     #[derive(Debug, Clone, Copy)]
     enum Change {

@@ -12,10 +12,8 @@ use uuid::Uuid;
 impl TestApp {
     /// Appends `event` to this app's `inventory-events`, as the inventory's relay would.
     async fn publish_inventory(&self, event: &DomainEvent<InventoryEvent>) -> TestResult {
-        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
-        let fields = EncodedEvent::encode(event)?.into_fields();
         let stream = format!("{}inventory-events", self.settings.stream_prefix);
-        redis::cmd("XADD").arg(stream).arg("*").arg(&fields[..]).query_async::<String>(&mut connection).await?;
+        testkit::stream::append(&stream, &EncodedEvent::encode(event)?.into_fields()).await?;
         Ok(())
     }
 

@@ -97,21 +97,12 @@ impl TestApp {
 
     /// Appends `event` to this app's `menu-events` as the menu service would.
     pub async fn publish(&self, event: &DomainEvent<MenuEvent>) -> anyhow::Result<String> {
-        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
-        let fields = EncodedEvent::encode(event)?.into_fields();
-        let id: String = redis::cmd("XADD")
-            .arg(self.stream("menu-events"))
-            .arg("*")
-            .arg(&fields[..])
-            .query_async(&mut connection)
-            .await?;
-        Ok(id)
+        testkit::stream::append(&self.stream("menu-events"), &EncodedEvent::encode(event)?.into_fields()).await
     }
 
     /// Appends raw fields to `menu-events`, such as an entry that is not an event.
     pub async fn publish_raw(&self, fields: &[(&str, &str)]) -> anyhow::Result<String> {
-        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
-        Ok(redis::cmd("XADD").arg(self.stream("menu-events")).arg("*").arg(fields).query_async(&mut connection).await?)
+        testkit::stream::append(&self.stream("menu-events"), fields).await
     }
 }
 
