@@ -8,6 +8,12 @@
 //! click on the kitchen display changes nothing, and a ticket that cooking has
 //! started on can no longer be cancelled.
 //!
-//! [`domain`] holds the rules, without I/O.
+//! [`domain`] holds the rules, without I/O; [`store`] the tables
+//! ([`MIGRATIONS`]). The HTTP API, the command handlers and the overdue sweep
+//! build on both.
 
 pub mod domain;
+pub mod store;
+
+/// The service's tables: tickets, their lines, and the menu items it has seen.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
