@@ -182,6 +182,8 @@ impl Streams {
             self.of::<crate::ReservationEvent>(),
             self.of::<crate::InventoryEvent>(),
             self.of::<crate::InventoryCommand>(),
+            self.of::<crate::KitchenEvent>(),
+            self.of::<crate::KitchenCommand>(),
         ]
     }
 }

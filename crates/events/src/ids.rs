@@ -88,3 +88,7 @@ typed_id!(
     /// The id of an order aggregate; commands about an order and their answers carry it.
     OrderId
 );
+typed_id!(
+    /// The id of a kitchen ticket, one per order.
+    TicketId
+);

@@ -3,7 +3,8 @@
 //! Services change state in PostgreSQL and tell each other what happened
 //! through **domain events**. This crate is the only place that defines them:
 //! the envelope ([`DomainEvent`]), one enum per stream ([`MenuEvent`],
-//! [`ReservationEvent`], [`InventoryEvent`], [`InventoryCommand`]), their wire
+//! [`ReservationEvent`], [`InventoryEvent`], [`InventoryCommand`],
+//! [`KitchenEvent`], [`KitchenCommand`]), their wire
 //! form ([`encoding`]), and the machinery that moves them without losing any.
 //!
 //! # The life of an event
@@ -80,6 +81,7 @@ pub mod fault;
 pub mod ids;
 pub mod inbox;
 pub mod inventory;
+pub mod kitchen;
 pub mod menu;
 pub mod metrics;
 pub mod outbox;
@@ -92,9 +94,10 @@ pub mod schema;
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
 pub use encoding::{EncodedEvent, Streams};
 pub use envelope::{DomainEvent, Event, Metadata};
-pub use ids::{EventId, IngredientId, MenuId, MenuItemId, OrderId, ReservationId};
+pub use ids::{EventId, IngredientId, MenuId, MenuItemId, OrderId, ReservationId, TicketId};
 pub use inbox::{Inbox, Inboxed, TransactionalHandler};
 pub use inventory::{InventoryCommand, InventoryEvent};
+pub use kitchen::{KitchenCommand, KitchenEvent};
 pub use menu::MenuEvent;
 pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker, UnitOfWork};
 pub use reservation::ReservationEvent;
