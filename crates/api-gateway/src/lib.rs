@@ -28,6 +28,7 @@ pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod connections;
+pub mod console;
 pub mod cors;
 pub mod gateway;
 pub mod operations;

@@ -54,6 +54,7 @@ pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>) -> Router 
         .route("/api-docs/openapi.json", get(openapi))
         .with_state(state)
         .merge(docs)
+        .merge(crate::console::router())
         .fallback(|| async { Problem::not_found("no service serves this path") })
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")

@@ -26,9 +26,7 @@ impl Handler<MenuEvent> for Refuse {
 }
 
 async fn publish(stream: &str, event: &DomainEvent<MenuEvent>) -> anyhow::Result<()> {
-    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
-    let fields = EncodedEvent::encode(event)?.into_fields();
-    redis::cmd("XADD").arg(stream).arg("*").arg(&fields[..]).query_async::<String>(&mut connection).await?;
+    testkit::stream::append(stream, &EncodedEvent::encode(event)?.into_fields()).await?;
     Ok(())
 }
 
@@ -169,5 +167,17 @@ async fn groups_shows_what_holds_trimming_back_and_delete_group_retires_a_group(
     let again = ctl(&prefix, &["delete-group", "menu-events", "reservation-service"]);
     let refused = again.err().map(|error| error.to_string()).unwrap_or_default();
     assert!(refused.contains(&format!("{stream} has no consumer group reservation-service")), "{refused}");
+    Ok(())
+}
+
+#[test]
+fn services_lists_the_catalog_as_scripts_run_reads_it() -> TestResult {
+    let listed = ctl("", &["services"])?;
+    let rows: Vec<Vec<&str>> = listed.lines().map(|line| line.split('\t').collect()).collect();
+    assert_eq!(rows.len(), service_kit::catalog::SERVICES.len());
+    for (row, service) in rows.iter().zip(service_kit::catalog::SERVICES) {
+        assert_eq!(row[..3], [service.name, &service.port.to_string(), service.schema]);
+        assert_eq!(row[3], service.routes.join(","));
+    }
     Ok(())
 }
