@@ -124,3 +124,20 @@ async fn a_cancellation_once_cooking_began_is_refused_with_the_status_and_change
     assert_eq!((&after["status"], &after["version"]), (&json!("preparing"), &before["version"]));
     Ok(())
 }
+
+#[tokio::test]
+async fn commands_about_a_rejected_ticket_are_answered_with_the_rejection() -> TestResult {
+    let app = spawn_app().await?;
+    let order = OrderId::new();
+    let ticket = app.ticket(order, &[MenuItemId::new()], true).await?;
+    let path = format!("/api/v1/tickets/{}/reject", ticket["id"].as_str().unwrap_or_default());
+    let (code, rejected) = app.act(&path, &json!({"reason": "no gas"}), "req-r").await?;
+    assert_eq!(code, 200, "{rejected}");
+    app.command(&command(order, KitchenCommand::CancelTicket { order_id: order })).await?;
+    app.command(&command(order, KitchenCommand::ConfirmTicket { order_id: order })).await?;
+    let answers = app.answers(order, 5).await?;
+    for answer in &answers[2..] {
+        assert_eq!((answer.event_type.as_str(), &answer.data["reason"]), ("TicketRejected", &json!("no gas")));
+    }
+    Ok(())
+}
