@@ -141,3 +141,16 @@ async fn commands_about_a_rejected_ticket_are_answered_with_the_rejection() -> T
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_confirmation_for_an_order_without_a_ticket_is_not_answered_and_blocks_nothing() -> TestResult {
+    let app = spawn_app().await?;
+    let order = OrderId::new();
+    app.command(&command(order, KitchenCommand::ConfirmTicket { order_id: order })).await?;
+    app.command(&command(order, KitchenCommand::CancelTicket { order_id: order })).await?;
+    let answers = app.answers(order, 1).await?;
+    assert_eq!(answers.iter().map(|answer| answer.event_type.as_str()).collect::<Vec<_>>(), ["TicketCancelled"]);
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&app.db.pool).await?;
+    assert_eq!(tickets, 0);
+    Ok(())
+}
