@@ -130,6 +130,7 @@ mod tests {
         assert_eq!(served_by("/api/v1"), None);
         assert_eq!(served_by("/health"), None);
         assert_eq!(served_by("/api/v1/portions"), Some("inventory-service"));
+        assert_eq!(served_by("/api/v1/tickets/feed"), Some("kitchen-service"));
         assert_eq!(routes.upstreams().len(), catalog::SERVICES.len());
         assert_eq!(routes.upstreams()[0].url("/api/v1/menus?x=1")?.to_string(), "http://menu:8081/api/v1/menus?x=1");
         Ok(())

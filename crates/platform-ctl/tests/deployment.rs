@@ -63,6 +63,7 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
             "inventory-service",
             env_names(inventory_service::InventorySettings::augment_args(settings("inventory-service"))),
         ),
+        ("kitchen-service", env_names(kitchen_service::KitchenSettings::augment_args(settings("kitchen-service")))),
         ("api-gateway", gateway),
     ];
     let covered: BTreeSet<&str> =

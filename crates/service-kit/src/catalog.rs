@@ -48,8 +48,12 @@ pub const INVENTORY: Entry = Entry {
     routes: &["/api/v1/ingredients", "/api/v1/recipes", "/api/v1/portions"],
 };
 
+/// Kitchen tickets, from the order saga's commands to the pass.
+pub const KITCHEN: Entry =
+    Entry { name: "kitchen-service", port: 8084, schema: "kitchen", routes: &["/api/v1/tickets"] };
+
 /// Every service behind the gateway, in the order they start.
-pub const SERVICES: &[Entry] = &[MENU, RESERVATION, INVENTORY];
+pub const SERVICES: &[Entry] = &[MENU, RESERVATION, INVENTORY, KITCHEN];
 
 /// The gateway: in front of [`SERVICES`], the only port published.
 pub const GATEWAY_PORT: u16 = 8080;
@@ -73,5 +77,6 @@ mod tests {
         assert_eq!(MENU.url_variable(), "MENU_SERVICE_URL");
         assert_eq!(RESERVATION.url_variable(), "RESERVATION_SERVICE_URL");
         assert_eq!(INVENTORY.local_url(), "http://127.0.0.1:8083");
+        assert_eq!(KITCHEN.url_variable(), "KITCHEN_SERVICE_URL");
     }
 }

@@ -17,20 +17,23 @@ struct Services {
     menu: Running,
     reservation: Running,
     inventory: Running,
+    kitchen: Running,
     stream_prefix: String,
-    _databases: (TestDb, TestDb, TestDb),
+    _databases: (TestDb, TestDb, TestDb, TestDb),
 }
 
 impl Services {
     fn gateway_settings(&self) -> GatewaySettings {
         GatewaySettings::for_upstreams(&self.menu.base, &self.reservation.base)
             .with_upstream(service_kit::catalog::INVENTORY.name, &self.inventory.base)
+            .with_upstream(service_kit::catalog::KITCHEN.name, &self.kitchen.base)
     }
 }
 
 async fn services() -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
-    let (menu_db, reservation_db, inventory_db) = (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
+    let (menu_db, reservation_db, inventory_db, kitchen_db) =
+        (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
     let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     let reservation = reservation_service::build(
@@ -45,7 +48,20 @@ async fn services() -> anyhow::Result<Services> {
     )
     .await?;
     let inventory = Running::spawn(inventory.port()?, |cancel| inventory.run_until_stopped(cancel));
-    Ok(Services { menu, reservation, inventory, stream_prefix, _databases: (menu_db, reservation_db, inventory_db) })
+    let kitchen = kitchen_service::build(
+        &service_settings(&kitchen_db, &stream_prefix),
+        &kitchen_service::KitchenSettings::default(),
+    )
+    .await?;
+    let kitchen = Running::spawn(kitchen.port()?, |cancel| kitchen.run_until_stopped(cancel));
+    Ok(Services {
+        menu,
+        reservation,
+        inventory,
+        kitchen,
+        stream_prefix,
+        _databases: (menu_db, reservation_db, inventory_db, kitchen_db),
+    })
 }
 
 #[tokio::test]
