@@ -19,7 +19,8 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// Only this origin: no script, style, image or connection elsewhere.
-const POLICY: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const POLICY: &str =
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The console's routes.
 pub fn router() -> Router {
@@ -49,7 +50,9 @@ mod tests {
         let served: Vec<String> = FILES.iter().map(|(path, ..)| format!("/console/{path}")).collect();
         for (path, _, text) in FILES {
             for quote in ['"', '\''] {
-                for reference in text.split(quote).filter(|part| part.starts_with("/console/") || part.starts_with("./")) {
+                for reference in
+                    text.split(quote).filter(|part| part.starts_with("/console/") || part.starts_with("./"))
+                {
                     let absolute = match reference.strip_prefix("./") {
                         Some(relative) => format!("/console/js/{relative}"),
                         None => reference.to_owned(),

@@ -4,6 +4,7 @@
 mod admission;
 mod auth;
 mod connections;
+mod console;
 mod failures;
 mod helpers;
 mod platform;
