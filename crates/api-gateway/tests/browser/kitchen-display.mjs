@@ -12,8 +12,8 @@
 // itself straight at <gateway url> (another display, say), prints RESTORE,
 // and expects the display to catch up once it is back. It then bumps and
 // recalls a line, marks the ticket ready and sees the card move column by
-// column. It prints DONE with its timings, or FAILED and why, and saves a
-// screenshot either way.
+// column (the screenshot shows it ready), and hands it over: picked up, it
+// leaves the display. It prints DONE with its timings, or FAILED and why.
 
 import { chromium } from "playwright-core";
 
@@ -81,11 +81,13 @@ try {
   await page.locator("#grouping").selectOption("station");
   await step("columns by station", () => page.locator('[data-column="grill"] .card').first().waitFor(WAIT));
   await page.locator("#grouping").selectOption("status");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  await column("ready").first().locator('button[data-action="pick-up"]').click();
+  await step("picked up: off the display", () => page.locator(`.card[data-ticket="${ticket}"]`).waitFor({ state: "detached", ...WAIT }));
 
   const stillThere = await page.evaluate(() => window.notReloaded === true);
   if (!stillThere) throw new Error("the page reloaded");
   if (problems.length) throw new Error(`the page reported errors: ${problems.join("; ")}`);
-  await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`DONE ${JSON.stringify({ ticket, appeared_ms: appeared })}`);
 } catch (error) {
   await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});

@@ -39,7 +39,7 @@ async fn append<E: events::Event>(stream: &str, event: &DomainEvent<E>) -> anyho
 }
 
 #[tokio::test]
-async fn the_kitchen_display_shows_a_new_ticket_live_and_drives_it_to_ready_in_chromium() -> TestResult {
+async fn the_kitchen_display_shows_a_new_ticket_live_and_drives_it_to_picked_up_in_chromium() -> TestResult {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     anyhow::ensure!(
         Path::new(&chromium).exists(),
@@ -114,7 +114,7 @@ async fn the_kitchen_display_shows_a_new_ticket_live_and_drives_it_to_ready_in_c
     anyhow::ensure!(status.success() && outcome.starts_with("DONE"), "the display failed: {outcome}");
     assert!(screenshot.exists(), "a screenshot was saved");
 
-    let entries = testkit::stream::entries(&streams.of::<events::KitchenEvent>(), 8, Duration::from_secs(5)).await?;
+    let entries = testkit::stream::entries(&streams.of::<events::KitchenEvent>(), 9, Duration::from_secs(5)).await?;
     let steps: Vec<&str> = entries.iter().map(|entry| entry.event_type.as_str()).collect();
     assert_eq!(
         steps,
@@ -126,7 +126,8 @@ async fn the_kitchen_display_shows_a_new_ticket_live_and_drives_it_to_ready_in_c
             "TicketLineDone",
             "TicketLineDone",
             "TicketLineRecalled",
-            "TicketReady"
+            "TicketReady",
+            "TicketPickedUp"
         ]
     );
     let staff_steps = &entries[2..];
