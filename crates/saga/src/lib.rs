@@ -34,6 +34,8 @@
 //!   reason, visible ([`list`], [`find`]) and actionable ([`retry`],
 //!   [`abort`]); nothing panics and nothing silently stays pending.
 
+#![deny(missing_docs)]
+
 mod definition;
 mod engine;
 mod error;

@@ -644,3 +644,23 @@ async fn the_sagas_of_a_subject_are_shown_with_their_history() -> anyhow::Result
     assert_eq!(json["history"][0]["kind"], "started");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stuck_saga_takes_the_late_answer_to_its_compensation() -> anyhow::Result<()> {
+    let h = Harness::new().await?;
+    let order = Harness::order();
+    let started = Utc::now();
+    let id = h.start(&order).await?;
+    stuck(&h, started).await?;
+    let release = h.last_sent().await?;
+    assert_eq!(release.event_type, "ReleaseStock");
+
+    // The inventory service comes back and answers the last ReleaseStock: no operator needed.
+    let released = Harness::answer(&order, InventoryEvent::StockReleased { order_id: order.order_id }, Some(&release));
+    assert!(matches!(h.effect(&released).await?, Effect::Failed { .. }));
+    let view = h.view(id).await?;
+    assert_eq!(view.saga.status, Status::Failed);
+    assert_eq!(view.saga.stuck_reason, None);
+    assert_eq!(h.sent().await?.len(), 5, "nothing more is sent");
+    Ok(())
+}
