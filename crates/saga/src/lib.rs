@@ -1,0 +1,75 @@
+//! A persisted saga orchestrator, usable by any service.
+//!
+//! A saga is a short ordered list of steps ([`Definition`]): each sends one
+//! command to a participant and waits for the participant's reply, which a
+//! classifier turns into [`Verdict::Completed`], [`Verdict::Failed`] or
+//! [`Verdict::Ignore`]. A step may have a compensation, sent when a later
+//! step fails; compensations run one after the other in reverse order, each
+//! after the previous one's reply.
+//!
+//! # Where the state lives
+//!
+//! In the orchestrating service's own schema ([`migrate`]): one `sagas` row
+//! per saga and a `saga_history` of everything that happened to it. Every
+//! change of a saga and the command it sends commit in one transaction through
+//! the service's [`events::Outbox`] ([`start`], [`on_reply`], [`retry`],
+//! [`abort`] all work in the caller's [`events::UnitOfWork`]); replies are
+//! applied in the inbox transaction of the service's handler, so a redelivered
+//! reply changes nothing.
+//!
+//! # What it guards against
+//!
+//! * **Unknown outcomes are not failures.** A step whose reply never came
+//!   may have happened: when its re-sends run out, the saga compensates that
+//!   step too (compensations must tolerate "never happened"). Only a reply
+//!   that says no is a failure of the step itself.
+//! * **Retry before compensating.** A step without a reply by its deadline is
+//!   re-sent (as a new command; participants are idempotent per subject) up
+//!   to its retry limit ([`Sweeper`]); several sweepers may run side by side.
+//! * **Duplicate, late and stray replies.** A reply already applied, a reply
+//!   to a command of a step already passed (found through its `causation_id`),
+//!   or one the current step does not expect is recorded as ignored and
+//!   changes nothing.
+//! * **Compensations that keep failing.** They leave the saga `stuck` with its
+//!   reason, visible ([`list`], [`find`]) and actionable ([`retry`],
+//!   [`abort`]); nothing panics and nothing silently stays pending.
+
+#![deny(missing_docs)]
+
+mod definition;
+mod engine;
+mod error;
+mod metrics;
+mod plan;
+mod query;
+mod state;
+mod store;
+mod sweep;
+
+pub use definition::{Action, Command, Definition, Definitions, Reply, Step, Verdict};
+pub use engine::{Effect, Ignored, Outcome, abort, on_reply, retry, start};
+pub use error::Error;
+pub use query::{HistoryEntry, SagaPage, SagaSummary, SagaView, find, for_subject, list};
+pub use state::{Phase, SagaId, Status};
+pub use sweep::Sweeper;
+
+use sqlx::PgPool;
+use sqlx::migrate::{MigrateError, Migrator};
+
+/// The migrations of the `sagas` and `saga_history` tables, with their own
+/// history table (`_saga_migrations`) so that they never have to agree on
+/// version numbers with the service's migrations.
+pub fn migrator() -> Migrator {
+    let mut migrator: Migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_saga_migrations");
+    migrator
+}
+
+/// Creates or upgrades the saga tables in the pool's current schema; a
+/// service runs it beside its own migrations.
+///
+/// # Errors
+/// A migration failed or the database could not be reached.
+pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
+    migrator().run(pool).await
+}
