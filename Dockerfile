@@ -11,7 +11,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bins \
  && mkdir -p /out \
  && cp target/release/menu-service target/release/reservation-service target/release/inventory-service \
-       target/release/kitchen-service target/release/api-gateway target/release/platform-ctl /out/
+       target/release/kitchen-service target/release/order-service target/release/api-gateway \
+       target/release/platform-ctl /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -41,6 +42,11 @@ FROM runtime AS kitchen-service
 EXPOSE 8084
 HEALTHCHECK --interval=5s --timeout=3s --retries=12 CMD curl -fs http://127.0.0.1:8084/ready || exit 1
 CMD ["kitchen-service"]
+
+FROM runtime AS order-service
+EXPOSE 8085
+HEALTHCHECK --interval=5s --timeout=3s --retries=12 CMD curl -fs http://127.0.0.1:8085/ready || exit 1
+CMD ["order-service"]
 
 FROM runtime AS api-gateway
 EXPOSE 8080

@@ -184,6 +184,7 @@ impl Streams {
             self.of::<crate::InventoryCommand>(),
             self.of::<crate::KitchenEvent>(),
             self.of::<crate::KitchenCommand>(),
+            self.of::<crate::OrderEvent>(),
         ]
     }
 }

@@ -4,7 +4,7 @@
 //! through **domain events**. This crate is the only place that defines them:
 //! the envelope ([`DomainEvent`]), one enum per stream ([`MenuEvent`],
 //! [`ReservationEvent`], [`InventoryEvent`], [`InventoryCommand`],
-//! [`KitchenEvent`], [`KitchenCommand`]), their wire
+//! [`KitchenEvent`], [`KitchenCommand`], [`OrderEvent`]), their wire
 //! form ([`encoding`]), and the machinery that moves them without losing any.
 //!
 //! # The life of an event
@@ -84,6 +84,7 @@ pub mod inventory;
 pub mod kitchen;
 pub mod menu;
 pub mod metrics;
+pub mod order;
 pub mod outbox;
 pub mod pool;
 mod redis_link;
@@ -99,6 +100,7 @@ pub use inbox::{Inbox, Inboxed, TransactionalHandler};
 pub use inventory::{InventoryCommand, InventoryEvent};
 pub use kitchen::{KitchenCommand, KitchenEvent};
 pub use menu::MenuEvent;
+pub use order::OrderEvent;
 pub use outbox::{Outbox, OutboxRelay, RelayConfig, RelayWaker, UnitOfWork};
 pub use reservation::ReservationEvent;
 

@@ -64,6 +64,7 @@ fn the_compose_file_wires_every_service_with_settings_it_reads() -> TestResult {
             env_names(inventory_service::InventorySettings::augment_args(settings("inventory-service"))),
         ),
         ("kitchen-service", env_names(kitchen_service::KitchenSettings::augment_args(settings("kitchen-service")))),
+        ("order-service", env_names(order_service::OrderSettings::augment_args(settings("order-service")))),
         ("api-gateway", gateway),
     ];
     let covered: BTreeSet<&str> =

@@ -52,8 +52,13 @@ pub const INVENTORY: Entry = Entry {
 pub const KITCHEN: Entry =
     Entry { name: "kitchen-service", port: 8084, schema: "kitchen", routes: &["/api/v1/tickets"] };
 
+/// Orders, placed through the saga over inventory and kitchen, and the
+/// operators' view of the sagas.
+pub const ORDER: Entry =
+    Entry { name: "order-service", port: 8085, schema: "ordering", routes: &["/api/v1/orders", "/api/v1/sagas"] };
+
 /// Every service behind the gateway, in the order they start.
-pub const SERVICES: &[Entry] = &[MENU, RESERVATION, INVENTORY, KITCHEN];
+pub const SERVICES: &[Entry] = &[MENU, RESERVATION, INVENTORY, KITCHEN, ORDER];
 
 /// The gateway: in front of [`SERVICES`], the only port published.
 pub const GATEWAY_PORT: u16 = 8080;
@@ -78,5 +83,6 @@ mod tests {
         assert_eq!(RESERVATION.url_variable(), "RESERVATION_SERVICE_URL");
         assert_eq!(INVENTORY.local_url(), "http://127.0.0.1:8083");
         assert_eq!(KITCHEN.url_variable(), "KITCHEN_SERVICE_URL");
+        assert_eq!(ORDER.url_variable(), "ORDER_SERVICE_URL");
     }
 }

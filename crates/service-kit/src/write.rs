@@ -271,6 +271,12 @@ impl Work<'_> {
         &mut self.unit
     }
 
+    /// The transaction as a unit of work, for writers that append events of
+    /// other families with the change (a saga sending its first command).
+    pub fn unit(&mut self) -> &mut UnitOfWork {
+        &mut self.unit
+    }
+
     /// The event `payload` of `aggregate` as it is now, caused by this request.
     pub fn event<A: Aggregate>(&self, aggregate: &A, payload: A::Event) -> DomainEvent<A::Event> {
         DomainEvent::new(aggregate.id(), aggregate.version(), payload, self.metadata())

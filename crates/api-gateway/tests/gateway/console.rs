@@ -59,7 +59,8 @@ async fn the_kitchen_display_shows_a_new_ticket_live_and_drives_it_to_picked_up_
     let nowhere = "http://127.0.0.1:9";
     let gateway_settings = GatewaySettings::for_upstreams(nowhere, nowhere)
         .with_upstream(service_kit::catalog::INVENTORY.name, nowhere)
-        .with_upstream(service_kit::catalog::KITCHEN.name, &kitchen.base);
+        .with_upstream(service_kit::catalog::KITCHEN.name, &kitchen.base)
+        .with_upstream(service_kit::catalog::ORDER.name, nowhere);
     let gateway = spawn_gateway(gateway_settings).await?;
     // The browser's way to the gateway, which the test cuts to drop the feed.
     let gateway_addr: std::net::SocketAddr = gateway.base.trim_start_matches("http://").parse()?;

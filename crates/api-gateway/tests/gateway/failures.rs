@@ -109,7 +109,8 @@ async fn ready_is_the_gateways_own_while_status_reports_each_service() -> TestRe
     let other = echo("reservations").await?;
     let settings = GatewaySettings::for_upstreams(&up.url, &other.url)
         .with_upstream(service_kit::catalog::INVENTORY.name, &other.url)
-        .with_upstream(service_kit::catalog::KITCHEN.name, &other.url);
+        .with_upstream(service_kit::catalog::KITCHEN.name, &other.url)
+        .with_upstream(service_kit::catalog::ORDER.name, &other.url);
     let gateway = spawn_gateway(settings).await?;
     assert_eq!(gateway.get_json("/status").await?["status"], "ok");
     assert_eq!(gateway.get_json("/health").await?["status"], "ok");

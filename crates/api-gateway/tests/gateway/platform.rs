@@ -18,8 +18,9 @@ struct Services {
     reservation: Running,
     inventory: Running,
     kitchen: Running,
+    order: Running,
     stream_prefix: String,
-    _databases: (TestDb, TestDb, TestDb, TestDb),
+    _databases: (TestDb, TestDb, TestDb, TestDb, TestDb),
 }
 
 impl Services {
@@ -27,13 +28,14 @@ impl Services {
         GatewaySettings::for_upstreams(&self.menu.base, &self.reservation.base)
             .with_upstream(service_kit::catalog::INVENTORY.name, &self.inventory.base)
             .with_upstream(service_kit::catalog::KITCHEN.name, &self.kitchen.base)
+            .with_upstream(service_kit::catalog::ORDER.name, &self.order.base)
     }
 }
 
 async fn services() -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
-    let (menu_db, reservation_db, inventory_db, kitchen_db) =
-        (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
+    let (menu_db, reservation_db, inventory_db, kitchen_db, order_db) =
+        (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
     let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     let reservation = reservation_service::build(
@@ -54,13 +56,18 @@ async fn services() -> anyhow::Result<Services> {
     )
     .await?;
     let kitchen = Running::spawn(kitchen.port()?, |cancel| kitchen.run_until_stopped(cancel));
+    let order =
+        order_service::build(&service_settings(&order_db, &stream_prefix), &order_service::OrderSettings::default())
+            .await?;
+    let order = Running::spawn(order.port()?, |cancel| order.run_until_stopped(cancel));
     Ok(Services {
         menu,
         reservation,
         inventory,
         kitchen,
+        order,
         stream_prefix,
-        _databases: (menu_db, reservation_db, inventory_db, kitchen_db),
+        _databases: (menu_db, reservation_db, inventory_db, kitchen_db, order_db),
     })
 }
 

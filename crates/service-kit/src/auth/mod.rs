@@ -400,10 +400,10 @@ fn token_error(error: &jsonwebtoken::errors::Error) -> TokenError {
 }
 
 /// The prefixes of guest capabilities: random secrets a service hands out
-/// once (a booking's manage token, `rsv_…`) and checks against a stored
+/// once (a booking's manage token, `rsv_…`; an order's, `ord_…`) and checks against a stored
 /// hash. They are bearer tokens too, but not JWTs: the gateway passes them
 /// through and [`Credential`] hands them to the service to check.
-pub const CAPABILITY_PREFIXES: &[&str] = &["rsv_"];
+pub const CAPABILITY_PREFIXES: &[&str] = &["rsv_", "ord_"];
 
 /// Whether `token` is a guest capability rather than a JWT.
 pub fn is_capability(token: &str) -> bool {
