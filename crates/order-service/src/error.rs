@@ -36,6 +36,10 @@ pub enum Error {
     /// nothing was written.
     #[error("starting the order's saga failed: {0:#}")]
     Hook(anyhow::Error),
+    /// Reading the order's sagas failed (503 when the database is
+    /// unreachable, else 500).
+    #[error(transparent)]
+    Saga(#[from] saga::Error),
 }
 
 impl Error {
@@ -74,6 +78,10 @@ impl IntoResponse for Error {
             Self::Write(error) => error.problem("the order database"),
             Self::Store(error) => error.problem("the order database"),
             Self::Hook(error) => Problem::internal(error.as_ref()),
+            Self::Saga(error) if events::fault::is_transient(error) => {
+                Problem::unavailable("the order database", error)
+            }
+            Self::Saga(error) => Problem::internal(error),
         };
         problem.into_response()
     }

@@ -114,6 +114,11 @@ struct OrderBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "ord_3q2-7wX0…", nullable = false)]
     manage_token: Option<String>,
+    /// The order's sagas (placing it, cancelling it), newest last, each with
+    /// every command sent and reply received; only in `GET /api/v1/orders/{id}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    sagas: Vec<saga::SagaView>,
 }
 
 impl From<&Order> for OrderBody {
@@ -133,6 +138,7 @@ impl From<&Order> for OrderBody {
             created_at: order.created_at,
             updated_at: order.updated_at,
             manage_token: None,
+            sagas: Vec::new(),
         }
     }
 }
@@ -323,7 +329,9 @@ async fn show(
 ) -> Result<Reply, Error> {
     authorize(&orders, &credential, order_id).await?;
     let order = store::find(orders.pool(), order_id).await?.ok_or_else(|| Error::not_found(order_id))?;
-    order_reply(StatusCode::OK, &order, None).map_err(encoding)
+    let sagas = saga::for_subject(orders.pool(), order_id.into()).await?;
+    let body = OrderBody { sagas, ..OrderBody::from(&order) };
+    Ok(Reply::json(StatusCode::OK, &body).map_err(encoding)?.with_etag(order.version))
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", params(OrderPath, IfMatch), security(("bearer" = ["orders:manage"]), ("guest" = [])), responses(

@@ -14,6 +14,8 @@ pub mod error;
 pub mod http;
 pub mod manage_token;
 pub mod menu_view;
+pub mod saga_api;
+pub mod sagas;
 pub mod service;
 pub mod store;
 
@@ -28,18 +30,64 @@ pub static BLUEPRINT: Blueprint = Blueprint { entry: service_kit::catalog::ORDER
 /// The service's tables: orders and its view of the menus.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The order service's own settings: none yet (the saga's deadlines will
-/// come here).
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
-pub struct OrderSettings {}
+/// How the order's sagas wait for the inventory and the kitchen.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OrderSettings {
+    /// How long a saga step waits for its participant's reply before the
+    /// command is sent again, in milliseconds.
+    #[arg(long, env = "SAGA_STEP_DEADLINE_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub saga_step_deadline_ms: u64,
+    /// How often a step is sent again before the saga compensates (or,
+    /// compensating, is left stuck for an operator).
+    #[arg(long, env = "SAGA_STEP_RETRIES", default_value_t = 3)]
+    pub saga_step_retries: u32,
+    /// How often the deadlines of saga steps are checked, in milliseconds.
+    #[arg(long, env = "SAGA_SWEEP_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub saga_sweep_interval_ms: u64,
+}
 
-/// [`build_with`] with hooks that add nothing: orders are placed and stay
-/// `approval_pending` until a saga drives them.
+impl Default for OrderSettings {
+    fn default() -> Self {
+        Self { saga_step_deadline_ms: 5000, saga_step_retries: 3, saga_sweep_interval_ms: 500 }
+    }
+}
+
+impl OrderSettings {
+    /// The saga steps' deadline and retries.
+    pub fn timing(&self) -> sagas::Timing {
+        sagas::Timing {
+            deadline: std::time::Duration::from_millis(self.saga_step_deadline_ms),
+            retries: self.saga_step_retries,
+        }
+    }
+}
+
+/// The order service with its sagas: placing an order starts CreateOrder,
+/// asking to cancel starts CancelOrder; the replies of the inventory and the
+/// kitchen (`inventory-events`, `kitchen-events`) drive them and the orders,
+/// a sweep re-sends what is not answered in time, and operators see and act
+/// on the sagas at `/api/v1/sagas`.
 ///
 /// # Errors
-/// As [`build_with`].
-pub async fn build(settings: &Settings, _own: &OrderSettings) -> anyhow::Result<Application> {
-    build_with(settings, service::Hooks::default()).await
+/// As [`build_with`], or the saga tables cannot be migrated.
+pub async fn build(settings: &Settings, own: &OrderSettings) -> anyhow::Result<Application> {
+    let timing = own.timing();
+    let mut service = Builder::new::<events::OrderEvent>(settings, &BLUEPRINT).await?;
+    saga::migrate(service.pool()).await?;
+    service.consume::<events::MenuEvent, _>(menu_view::MenuView);
+    let replies = sagas::Replies::new(sagas::definitions(timing));
+    service.consume::<events::InventoryEvent, _>(replies.clone());
+    service.consume::<events::KitchenEvent, _>(replies);
+    let sweeper =
+        saga::Sweeper::new(service.consumer_pool().clone(), service.outbox().clone(), sagas::definitions(timing));
+    let interval = std::time::Duration::from_millis(own.saga_sweep_interval_ms);
+    service.spawn("saga deadlines", move |cancel| sweeper.run(interval, cancel));
+    let operators = saga_api::Sagas::new(service.pool().clone(), service.outbox().clone(), sagas::definitions(timing));
+    let orders = service::Orders::new(service.writer(), sagas::hooks(timing));
+    let routes = http::router(orders.clone()).merge(saga_api::router(operators));
+    let mut api = <http::ApiDoc as utoipa::OpenApi>::openapi();
+    api.merge(<saga_api::ApiDoc as utoipa::OpenApi>::openapi());
+    Ok(service.serve(routes, api))
 }
 
 /// Connects to PostgreSQL (migrating the schema) and Redis, binds the
@@ -49,6 +97,8 @@ pub async fn build(settings: &Settings, _own: &OrderSettings) -> anyhow::Result<
 /// # Errors
 /// PostgreSQL is unreachable, a migration fails, the port is taken, or no
 /// key to verify staff tokens with is usable.
+/// (Without sagas: the service's API tests use it to place orders that stay
+/// where the test puts them.)
 pub async fn build_with(settings: &Settings, hooks: service::Hooks) -> anyhow::Result<Application> {
     let mut service = Builder::new::<events::OrderEvent>(settings, &BLUEPRINT).await?;
     service.consume::<events::MenuEvent, _>(menu_view::MenuView);

@@ -20,12 +20,14 @@ use sqlx::PgConnection;
 use std::sync::Arc;
 
 /// What a write adds to its transaction before the commit, given the order
-/// as written: the saga wiring starts a saga and sends its first command.
-pub type Hook = Arc<dyn for<'a> Fn(&'a mut UnitOfWork, &'a Order) -> BoxFuture<'a, anyhow::Result<()>> + Send + Sync>;
+/// as written and the metadata of the request's events: the saga wiring
+/// starts a saga and sends its first command.
+pub type Hook =
+    Arc<dyn for<'a> Fn(&'a mut UnitOfWork, &'a Order, &'a Metadata) -> BoxFuture<'a, anyhow::Result<()>> + Send + Sync>;
 
 /// A hook that adds nothing.
 pub fn no_hook() -> Hook {
-    Arc::new(|_, _| Box::pin(async { Ok(()) }))
+    Arc::new(|_, _, _| Box::pin(async { Ok(()) }))
 }
 
 /// The hooks the HTTP routes run: on placing and on a cancellation request.
@@ -112,7 +114,8 @@ impl Orders {
         }
         let event = work.event(&order, placed);
         work.unit().append(&[event]).await?;
-        hook(work.unit(), &order).await.map_err(Error::Hook)?;
+        let metadata = work.metadata();
+        hook(work.unit(), &order, &metadata).await.map_err(Error::Hook)?;
         let reply = respond(&order, token.as_ref()).map_err(encoding)?;
         tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order placed");
         Ok(work.finish::<OrderEvent>(&[], reply).await?)
@@ -143,7 +146,8 @@ impl Orders {
         let Some(payload) = payload else { return respond(&order).map_err(encoding) };
         let event = work.event(&order, payload);
         work.unit().append(&[event]).await?;
-        hook(work.unit(), &order).await.map_err(Error::Hook)?;
+        let metadata = work.metadata();
+        hook(work.unit(), &order, &metadata).await.map_err(Error::Hook)?;
         let reply = respond(&order).map_err(encoding)?;
         Ok(work.finish::<OrderEvent>(&[], reply).await?)
     }

@@ -36,7 +36,7 @@ pub async fn spawn_app() -> anyhow::Result<TestApp> {
         db_consumer_max_connections: 10,
         ..Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
     };
-    let application = order_service::build(&settings, &order_service::OrderSettings::default()).await?;
+    let application = order_service::build_with(&settings, order_service::service::Hooks::default()).await?;
     let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }

@@ -4,4 +4,5 @@
 mod helpers;
 mod menu_view;
 mod orders;
+mod sagas;
 mod steps;

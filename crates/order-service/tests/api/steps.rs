@@ -146,7 +146,7 @@ async fn a_placing_hook_runs_in_the_transaction_and_its_failure_writes_nothing()
         let line = DraftLine { menu_item_id: item, quantity: Quantity::try_from(1)?, notes: None };
         Ok::<_, anyhow::Error>(Draft::new(Kind::Takeaway, None, None, vec![line])?)
     };
-    let seen: Hook = Arc::new(|unit, order| {
+    let seen: Hook = Arc::new(|unit, order, _| {
         Box::pin(async move {
             let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
                 .bind(order.id)
@@ -159,7 +159,7 @@ async fn a_placing_hook_runs_in_the_transaction_and_its_failure_writes_nothing()
     let respond =
         |_: &order_service::domain::Order, _: Option<&_>| service_kit::idempotency::Reply::json(http_ok(), &());
     orders.place(draft()?, Placer::Staff, Request::new("req-hook"), &seen, respond).await?;
-    let failing: Hook = Arc::new(|_, _| Box::pin(async { anyhow::bail!("the saga table is gone") }));
+    let failing: Hook = Arc::new(|_, _, _| Box::pin(async { anyhow::bail!("the saga table is gone") }));
     let failed = orders.place(draft()?, Placer::Staff, Request::new("req-hook"), &failing, respond).await;
     assert!(matches!(failed, Err(order_service::error::Error::Hook(_))));
     let placed: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&app.db.pool).await?;

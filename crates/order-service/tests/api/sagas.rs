@@ -1,0 +1,331 @@
+//! Orders placed through the sagas, against the real inventory and kitchen
+//! services on the same streams: approved, rejected out of stock, rejected
+//! by the kitchen, cancelled before cooking and refused after; a kitchen that
+//! is down while an order is placed; a storm of orders for scarce stock.
+
+use crate::helpers::*;
+use events::menu::MenuItem;
+use events::{EncodedEvent, MenuEvent};
+use order_service::OrderSettings;
+use serde_json::{Value, json};
+use service_kit::Settings;
+use std::time::Duration;
+use testkit::{Running, TestDb};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The order, inventory and kitchen services on one set of streams; the
+/// inventory stocked with rice for `portions` risottos.
+struct Restaurant {
+    orders: Running,
+    inventory: Running,
+    kitchen: Option<Running>,
+    settings: Settings,
+    kitchen_db: TestDb,
+    risotto: MenuItem,
+    rice: String,
+    _dbs: [TestDb; 2],
+}
+
+fn on_streams(db: &TestDb, prefix: &str) -> Settings {
+    Settings {
+        db_max_connections: 10,
+        db_consumer_max_connections: 10,
+        ..Settings::ephemeral("platform_test", &db.schema, prefix)
+    }
+}
+
+async fn spawn_kitchen(settings: &Settings) -> anyhow::Result<Running> {
+    let kitchen = kitchen_service::build(settings, &kitchen_service::KitchenSettings::default()).await?;
+    Running::spawn(kitchen.port()?, |cancel| kitchen.run_until_stopped(cancel)).as_staff()
+}
+
+async fn restaurant(portions: i64, timing: OrderSettings, with_kitchen: bool) -> anyhow::Result<Restaurant> {
+    testkit::init_tracing();
+    let prefix = testkit::unique("test-");
+    let (order_db, inventory_db, kitchen_db) = (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
+    let orders = order_service::build(&on_streams(&order_db, &prefix), &timing).await?;
+    let orders = Running::spawn(orders.port()?, |cancel| orders.run_until_stopped(cancel)).as_staff()?;
+    let inventory =
+        inventory_service::build(&on_streams(&inventory_db, &prefix), &inventory_service::InventorySettings::default())
+            .await?;
+    let inventory = Running::spawn(inventory.port()?, |cancel| inventory.run_until_stopped(cancel)).as_staff()?;
+    let kitchen_settings = on_streams(&kitchen_db, &prefix);
+    let kitchen = if with_kitchen { Some(spawn_kitchen(&kitchen_settings).await?) } else { None };
+
+    let risotto = menu_item("Risotto", 1450, "EUR");
+    let activated = MenuEvent::MenuActivated { name: "Dinner".to_owned(), items: vec![risotto.clone()] };
+    let event =
+        events::DomainEvent::new(Uuid::now_v7(), 2, activated, events::Metadata::new("menu-service", "req-menu"));
+    testkit::stream::append(&format!("{prefix}menu-events"), &EncodedEvent::encode(&event)?.into_fields()).await?;
+
+    let rice: Value =
+        inventory.post("/api/v1/ingredients", &json!({"name": "Rice", "unit": "g"})).await?.json().await?;
+    let rice = rice["id"].as_str().unwrap_or_default().to_owned();
+    if portions > 0 {
+        let receipt = inventory
+            .post(&format!("/api/v1/ingredients/{rice}/receipts"), &json!({"quantity": 100 * portions}))
+            .await?;
+        anyhow::ensure!(receipt.status() == 200, "receipt: {}", receipt.status());
+    }
+    let recipe = json!({"lines": [{"ingredient_id": rice, "quantity": 100}]});
+    testkit::eventually(WAIT, "the inventory learns the menu", || async {
+        Ok(inventory.put(&format!("/api/v1/recipes/{}", risotto.id), &recipe).await?.status() == 200)
+    })
+    .await?;
+    testkit::eventually(WAIT, "the order service learns the menu", || async {
+        let seen: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM menus_seen WHERE active)")
+            .fetch_one(&order_db.pool)
+            .await?;
+        Ok(seen)
+    })
+    .await?;
+    Ok(Restaurant {
+        orders,
+        inventory,
+        kitchen,
+        settings: kitchen_settings,
+        kitchen_db,
+        risotto,
+        rice,
+        _dbs: [order_db, inventory_db],
+    })
+}
+
+impl Restaurant {
+    async fn place(&self, portions: i64) -> anyhow::Result<String> {
+        let response = self.orders.post("/api/v1/orders", &takeaway(&[line(self.risotto.id, portions)])).await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(status == 202, "placing: {status} {body}");
+        Ok(id(&body))
+    }
+
+    async fn order(&self, order: &str) -> anyhow::Result<Value> {
+        self.orders.get_json(&format!("/api/v1/orders/{order}")).await
+    }
+
+    async fn until_status(&self, order: &str, status: &str) -> anyhow::Result<Value> {
+        testkit::eventually(WAIT, &format!("order {order} {status}"), || async {
+            Ok(self.order(order).await?["status"] == status)
+        })
+        .await?;
+        self.order(order).await
+    }
+
+    async fn rice(&self) -> anyhow::Result<(i64, i64)> {
+        let rice = self.inventory.get_json(&format!("/api/v1/ingredients/{}", self.rice)).await?;
+        Ok((rice["on_hand"].as_i64().unwrap_or(-1), rice["reserved"].as_i64().unwrap_or(-1)))
+    }
+
+    fn kitchen(&self) -> anyhow::Result<&Running> {
+        self.kitchen.as_ref().ok_or_else(|| anyhow::anyhow!("no kitchen running"))
+    }
+
+    /// The kitchen's ticket of `order`.
+    async fn ticket(&self, order: &str) -> anyhow::Result<Value> {
+        let page = self.kitchen()?.get_json("/api/v1/tickets?limit=100").await?;
+        let found =
+            page["tickets"].as_array().into_iter().flatten().find(|ticket| ticket["order_id"] == order).cloned();
+        found.ok_or_else(|| anyhow::anyhow!("no active ticket for {order}"))
+    }
+
+    async fn kitchen_does(&self, order: &str, step: &str, body: Value) -> anyhow::Result<Value> {
+        let ticket = self.ticket(order).await?;
+        let path = format!("/api/v1/tickets/{}/{step}", ticket["id"].as_str().unwrap_or_default());
+        let response = self.kitchen()?.post(&path, &body).await?;
+        anyhow::ensure!(response.status() == 200, "{step}: {}", response.status());
+        Ok(response.json().await?)
+    }
+}
+
+fn fast() -> OrderSettings {
+    OrderSettings { saga_step_deadline_ms: 2000, saga_step_retries: 3, saga_sweep_interval_ms: 100 }
+}
+
+fn in_twenty_minutes() -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::minutes(20)).to_rfc3339()
+}
+
+#[tokio::test]
+async fn an_order_is_approved_then_follows_its_ticket_and_the_stock_is_used_when_cooking_starts() -> TestResult {
+    let r = restaurant(5, fast(), true).await?;
+    let order = r.place(2).await?;
+    let approved = r.until_status(&order, "approved").await?;
+    assert_eq!(r.rice().await?, (500, 200), "held for the order");
+    let history: Vec<String> = approved["sagas"][0]["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["event_type"].as_str().map(str::to_owned))
+        .collect();
+    for step in ["ReserveStock", "StockReserved", "CreateTicket", "TicketCreated", "ConfirmTicket", "TicketConfirmed"] {
+        assert!(history.iter().any(|seen| seen == step), "{step} missing from the saga's history {history:?}");
+    }
+    assert_eq!(approved["sagas"][0]["status"], "completed");
+
+    r.kitchen_does(&order, "accept", json!({"ready_by": in_twenty_minutes()})).await?;
+    r.kitchen_does(&order, "start", json!({})).await?;
+    r.until_status(&order, "preparing").await?;
+    testkit::eventually(WAIT, "the stock is used", || async { Ok(r.rice().await? == (300, 0)) }).await?;
+    r.kitchen_does(&order, "ready", json!({})).await?;
+    r.until_status(&order, "ready").await?;
+    r.kitchen_does(&order, "pick-up", json!({})).await?;
+    r.until_status(&order, "picked_up").await?;
+    let completed = r.orders.post(&format!("/api/v1/orders/{order}/complete"), &json!({})).await?;
+    assert_eq!(completed.status(), 200);
+    let types: Vec<String> = testkit::stream::entries(&r.settings.streams().of::<events::OrderEvent>(), 7, WAIT)
+        .await?
+        .into_iter()
+        .filter(|entry| entry.aggregate_id == order)
+        .map(|entry| entry.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        ["OrderPlaced", "OrderApproved", "OrderPreparing", "OrderReady", "OrderPickedUp", "OrderCompleted"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_order_beyond_the_stock_is_rejected_naming_the_shortage_and_nothing_is_left_held() -> TestResult {
+    let r = restaurant(1, fast(), true).await?;
+    let order = r.place(3).await?;
+    let rejected = r.until_status(&order, "rejected").await?;
+    let reason = rejected["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("out of stock") && reason.contains(&r.risotto.id.to_string()), "{reason}");
+    assert!(reason.contains("3 asked, 1 available"), "{reason}");
+    assert_eq!(r.rice().await?, (100, 0));
+    let tickets = r.kitchen()?.get_json("/api/v1/tickets?limit=100").await?;
+    assert_eq!(tickets["tickets"].as_array().map(Vec::len), Some(0), "no ticket for a rejected order");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_kitchen_rejecting_an_approved_order_rejects_it_and_releases_its_stock() -> TestResult {
+    let r = restaurant(5, fast(), true).await?;
+    let order = r.place(2).await?;
+    r.until_status(&order, "approved").await?;
+    r.kitchen_does(&order, "reject", json!({"reason": "the oven is broken"})).await?;
+    let rejected = r.until_status(&order, "rejected").await?;
+    assert!(rejected["reason"].as_str().unwrap_or_default().contains("the oven is broken"));
+    testkit::eventually(WAIT, "the stock is released", || async { Ok(r.rice().await? == (500, 0)) }).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_order_cancelled_before_cooking_is_cancelled_and_after_it_is_refused() -> TestResult {
+    let r = restaurant(5, fast(), true).await?;
+    let early = r.place(1).await?;
+    let late = r.place(1).await?;
+    r.until_status(&early, "approved").await?;
+    r.until_status(&late, "approved").await?;
+
+    assert_eq!(r.orders.post(&format!("/api/v1/orders/{early}/cancel"), &json!({})).await?.status(), 202);
+    r.until_status(&early, "cancelled").await?;
+
+    r.kitchen_does(&late, "accept", json!({"ready_by": in_twenty_minutes()})).await?;
+    r.kitchen_does(&late, "start", json!({})).await?;
+    r.until_status(&late, "preparing").await?;
+    assert_eq!(
+        r.orders.post(&format!("/api/v1/orders/{late}/cancel"), &json!({})).await?.status(),
+        409,
+        "too late at once"
+    );
+    testkit::eventually(WAIT, "the early order's stock is free and the late one's used", || async {
+        Ok(r.rice().await? == (400, 0))
+    })
+    .await?;
+    let cancelled_ticket = r.ticket(&early).await;
+    assert!(cancelled_ticket.is_err(), "the cancelled order's ticket is no longer active");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kitchen_down_while_an_order_is_placed_gets_the_ticket_when_it_comes_back() -> TestResult {
+    let timing = OrderSettings { saga_step_deadline_ms: 300, saga_step_retries: 50, saga_sweep_interval_ms: 50 };
+    let mut r = restaurant(5, timing, false).await?;
+    let order = r.place(1).await?;
+    testkit::eventually(WAIT, "CreateTicket sent again", || async {
+        let view = r.order(&order).await?;
+        let sends = view["sagas"][0]["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["event_type"] == "CreateTicket")
+            .count();
+        Ok(sends >= 2)
+    })
+    .await?;
+    r.kitchen = Some(spawn_kitchen(&r.settings).await?);
+    r.until_status(&order, "approved").await?;
+    let tickets: i64 = sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&r.kitchen_db.pool).await?;
+    assert_eq!(tickets, 1, "one ticket however often it was asked for");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_hundred_orders_for_fifty_portions_approve_exactly_fifty() -> TestResult {
+    const ORDERS: usize = 200;
+    let r = restaurant(50, OrderSettings { saga_step_deadline_ms: 20_000, ..fast() }, true).await?;
+    let placing: Vec<_> = (0..ORDERS).map(|_| r.place(1)).collect();
+    let placed: Vec<String> = futures::future::try_join_all(placing).await?;
+    let counted = std::cell::RefCell::new(std::collections::HashMap::new());
+    testkit::eventually(Duration::from_secs(120), "every order decided", || async {
+        let mut statuses = std::collections::HashMap::new();
+        for offset in (0..).step_by(100).take(3) {
+            let list = r.orders.get_json(&format!("/api/v1/orders?limit=100&offset={offset}")).await?;
+            for order in list["orders"].as_array().into_iter().flatten() {
+                *statuses.entry(order["status"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+            }
+        }
+        let decided = statuses.get("approved").copied().unwrap_or(0) + statuses.get("rejected").copied().unwrap_or(0);
+        counted.replace(statuses);
+        Ok(decided == ORDERS)
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}: {:?}", counted.borrow()))?;
+    let statuses = counted.into_inner();
+    assert_eq!(statuses.get("approved"), Some(&50), "{statuses:?}");
+    assert_eq!(statuses.get("rejected"), Some(&150), "{statuses:?}");
+    assert_eq!(r.rice().await?, (5000, 5000), "reserved stock is what the approved orders need");
+    for order in placed.iter().take(20) {
+        let view = r.order(order).await?;
+        if view["status"] == "rejected" {
+            assert!(view["reason"].as_str().unwrap_or_default().contains("out of stock"), "{view}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cancellation_the_kitchen_refuses_returns_the_order_to_cooking_with_the_refusal_shown() -> TestResult {
+    let r = restaurant(10, fast(), true).await?;
+    // The kitchen starts cooking at the moment the guest cancels: the order
+    // service has not heard yet, so it asks the kitchen, which refuses.
+    for _ in 0..5 {
+        let order = r.place(1).await?;
+        r.until_status(&order, "approved").await?;
+        r.kitchen_does(&order, "accept", json!({"ready_by": in_twenty_minutes()})).await?;
+        let (path, empty) = (format!("/api/v1/orders/{order}/cancel"), json!({}));
+        let cancel = r.orders.post(&path, &empty);
+        let (cancelled, started) = tokio::join!(cancel, r.kitchen_does(&order, "start", json!({})));
+        started?;
+        if cancelled?.status() != 202 {
+            continue; // the order service heard of the cooking first: 409 at once
+        }
+        let refused = r.until_status(&order, "preparing").await.map_err(|e| anyhow::anyhow!("{e}"));
+        let refused = match refused {
+            Ok(refused) => refused,
+            Err(error) => anyhow::bail!("{error}: {}", r.order(&order).await?),
+        };
+        assert!(refused["refusal"].as_str().unwrap_or_default().contains("preparing"), "{refused}");
+        let sagas: Vec<&str> =
+            refused["sagas"].as_array().into_iter().flatten().filter_map(|s| s["saga_type"].as_str()).collect();
+        assert_eq!(sagas, ["CreateOrder", "CancelOrder"]);
+        assert_eq!(refused["sagas"][1]["status"], "failed");
+        return Ok(());
+    }
+    anyhow::bail!("in five tries the kitchen never started before the cancellation reached it")
+}
