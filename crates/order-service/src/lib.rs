@@ -101,6 +101,8 @@ pub async fn build(settings: &Settings, own: &OrderSettings) -> anyhow::Result<A
 /// where the test puts them.)
 pub async fn build_with(settings: &Settings, hooks: service::Hooks) -> anyhow::Result<Application> {
     let mut service = Builder::new::<events::OrderEvent>(settings, &BLUEPRINT).await?;
+    // An order's view shows its sagas, if it has any.
+    saga::migrate(service.pool()).await?;
     service.consume::<events::MenuEvent, _>(menu_view::MenuView);
     let orders = service::Orders::new(service.writer(), hooks);
     Ok(service.serve(http::router(orders), <http::ApiDoc as utoipa::OpenApi>::openapi()))
