@@ -42,11 +42,24 @@ async fn spawn_kitchen(settings: &Settings) -> anyhow::Result<Running> {
 }
 
 async fn restaurant(portions: i64, timing: OrderSettings, with_kitchen: bool) -> anyhow::Result<Restaurant> {
-    testkit::init_tracing();
     let prefix = testkit::unique("test-");
-    let (order_db, inventory_db, kitchen_db) = (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
+    let order_db = TestDb::new().await?;
     let orders = order_service::build(&on_streams(&order_db, &prefix), &timing).await?;
     let orders = Running::spawn(orders.port()?, |cancel| orders.run_until_stopped(cancel)).as_staff()?;
+    restaurant_around(orders, order_db, prefix, portions, with_kitchen).await
+}
+
+/// The inventory and kitchen around an order service already running on
+/// `order_db` and the streams under `prefix`.
+async fn restaurant_around(
+    orders: Running,
+    order_db: TestDb,
+    prefix: String,
+    portions: i64,
+    with_kitchen: bool,
+) -> anyhow::Result<Restaurant> {
+    testkit::init_tracing();
+    let (inventory_db, kitchen_db) = (TestDb::new().await?, TestDb::new().await?);
     let inventory =
         inventory_service::build(&on_streams(&inventory_db, &prefix), &inventory_service::InventorySettings::default())
             .await?;
@@ -328,4 +341,95 @@ async fn a_cancellation_the_kitchen_refuses_returns_the_order_to_cooking_with_th
         return Ok(());
     }
     anyhow::bail!("in five tries the kitchen never started before the cancellation reached it")
+}
+
+/// The real `order-service` binary on `db` and the streams under `prefix`.
+fn order_binary(db: &TestDb, prefix: &str, port: u16) -> anyhow::Result<tokio::process::Child> {
+    Ok(tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_NAME", "platform_test")
+        .env("DB_SCHEMA", &db.schema)
+        .env("DB_CONSUMER_MAX_CONNECTIONS", "10")
+        .env("REDIS_HOST", "127.0.0.1")
+        .env("SERVER_PORT", port.to_string())
+        .env("STREAM_PREFIX", prefix)
+        .env("CONSUMER_NAME", "order-service-1")
+        .env("SAGA_STEP_DEADLINE_MS", "1000")
+        .env("SAGA_SWEEP_INTERVAL_MS", "100")
+        .env("RUST_LOG", "warn")
+        .env("AUTH_PUBLIC_KEY_FILE", testkit::auth::TestKeys::shared()?.public_key_file())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
+}
+
+async fn until_ready(base: &str) -> TestResult {
+    let client = reqwest::Client::new();
+    testkit::eventually(WAIT, "the order service to be ready", || async {
+        Ok(client.get(format!("{base}/ready")).send().await.is_ok_and(|response| response.status().is_success()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_order_service_killed_mid_saga_finishes_every_saga_when_it_is_back_and_the_books_agree() -> TestResult {
+    const ORDERS: usize = 40;
+    let prefix = testkit::unique("test-");
+    let order_db = TestDb::new().await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut binary = order_binary(&order_db, &prefix, port)?;
+    let base = format!("http://127.0.0.1:{port}");
+    until_ready(&base).await?;
+    // The test's own handle on the running binary; `Running` only stops
+    // what it spawned itself, so this one stops nothing.
+    let api = testkit::Running::spawn(port, |cancel| async move { cancel.cancelled().await }).as_staff()?;
+    let r = restaurant_around(api, order_db, prefix.clone(), 20, true).await?;
+
+    let mut placed = Vec::new();
+    for _ in 0..ORDERS {
+        placed.push(r.place(1).await?);
+    }
+    // Mid-saga: some orders approved, others with commands or replies in flight.
+    let pid = binary.id().ok_or_else(|| anyhow::anyhow!("the binary is running"))?;
+    assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status()?.success());
+    binary.wait().await?;
+    let mut binary = order_binary(&r._dbs[0], &prefix, port)?;
+    until_ready(&base).await?;
+
+    let settled = std::cell::RefCell::new(Vec::new());
+    testkit::eventually(Duration::from_secs(60), "every order decided", || async {
+        let mut statuses = Vec::new();
+        for order in &placed {
+            statuses.push(r.order(order).await?["status"].as_str().unwrap_or_default().to_owned());
+        }
+        let decided = statuses.iter().all(|status| status == "approved" || status == "rejected");
+        settled.replace(statuses);
+        Ok(decided)
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}: {:?}", settled.borrow()))?;
+    let statuses = settled.into_inner();
+    let approved = statuses.iter().filter(|status| *status == "approved").count();
+    assert_eq!(approved, 20, "as many approved as there is stock for: {statuses:?}");
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM sagas WHERE status NOT IN ('completed', 'failed')")
+        .fetch_one(&r._dbs[0].pool)
+        .await?;
+    assert_eq!(running, 0, "every saga ended");
+    testkit::eventually(WAIT, "the stock held is what the approved orders need", || async {
+        Ok(r.rice().await? == (2000, 100 * i64::try_from(approved)?))
+    })
+    .await?;
+    let tickets: Vec<(String, String)> =
+        sqlx::query_as("SELECT order_id::text, status FROM tickets").fetch_all(&r.kitchen_db.pool).await?;
+    for (order, status) in &tickets {
+        let order_status = &statuses[placed.iter().position(|id| id == order).unwrap_or(usize::MAX).min(ORDERS - 1)];
+        if order_status == "rejected" {
+            assert_eq!(status, "cancelled", "a rejected order's ticket is cancelled");
+        } else {
+            assert_eq!(status, "awaiting_acceptance");
+        }
+    }
+    assert_eq!(tickets.iter().filter(|(_, status)| status == "awaiting_acceptance").count(), approved);
+    binary.kill().await?;
+    Ok(())
 }
