@@ -6,7 +6,12 @@
 # that every expected event is on menu-events / reservation-events with the
 # right type, aggregate_id and correlation_id (the X-Request-Id of the
 # request that caused it), that consumer group reservation-service has
-# nothing pending, and that the reservation shows the problem.
+# nothing pending, and that the reservation shows the problem. Then it
+# stocks the risotto (an ingredient, a recipe, a receipt), places an order
+# that the saga approves over the inventory and the kitchen, walks its ticket
+# through the kitchen to the pass and completes it, and places one the stock
+# cannot cover, which is rejected naming the shortage: each event on its
+# stream with the request id that started it.
 #
 # Needs a running platform (scripts/run), curl, python3 and redis-cli.
 #   GATEWAY_URL   default http://127.0.0.1:8080
@@ -22,6 +27,9 @@ gateway=${GATEWAY_URL:-http://127.0.0.1:8080}
 redis=(redis-cli -h "${REDIS_HOST:-127.0.0.1}" -p "${REDIS_PORT:-6379}")
 menu_stream="${STREAM_PREFIX:-}menu-events"
 reservation_stream="${STREAM_PREFIX:-}reservation-events"
+inventory_stream="${STREAM_PREFIX:-}inventory-events"
+kitchen_stream="${STREAM_PREFIX:-}kitchen-events"
+order_stream="${STREAM_PREFIX:-}order-events"
 run_id="test-events-$(date +%s)-$$"
 step=0
 
@@ -149,5 +157,80 @@ for _ in $(seq 1 50); do
 done
 [ "$pending" = 0 ] || fail "$pending entries pending"
 pass "0 pending on $menu_stream"
+
+risotto_id=$(echo "$menu" | json 'd["items"][1]["id"]')
+
+say "stock the risotto: an ingredient, its recipe, rice for three portions"
+rice=$(call POST /api/v1/ingredients "$run_id-rice" "{\"name\":\"Rice $run_id\",\"unit\":\"g\"}" | json 'd["id"]')
+recipe="{\"lines\":[{\"ingredient_id\":\"$rice\",\"quantity\":100}]}"
+for _ in $(seq 1 50); do
+  # The inventory learns the menu's items from menu-events.
+  status=$(curl -s -o "$tmp/body" -w '%{http_code}' -X PUT -H "authorization: Bearer $token" -H "x-request-id: $run_id-recipe" \
+    -H 'content-type: application/json' -d "$recipe" "$gateway/api/v1/recipes/$risotto_id")
+  [ "$status" = 200 ] && break
+  sleep 0.1
+done
+[ "$status" = 200 ] || fail "setting the recipe answered $status: $(cat "$tmp/body")"
+call POST "/api/v1/ingredients/$rice/receipts" "$run_id-receipt" '{"quantity":300}' >/dev/null
+portions=$(call GET "/api/v1/portions?menu_item_id=$risotto_id" "$run_id-portions" | json 'd["portions"][0]["portions_left"]')
+[ "$portions" = 3 ] || fail "portions left: $portions"
+pass "rice $rice, 3 portions of risotto"
+
+# order_status ORDER WANTED: waits up to 10 s for the order's status.
+order_status() {
+  local order=$1 wanted=$2 status=""
+  for _ in $(seq 1 100); do
+    status=$(call GET "/api/v1/orders/$order" "$run_id-read-order" | json 'd["status"]')
+    [ "$status" = "$wanted" ] && { pass "order $order is $wanted"; return 0; }
+    sleep 0.1
+  done
+  fail "order $order is $status, not $wanted"
+}
+
+say "place a takeaway of one risotto: the saga reserves stock, creates and confirms the ticket"
+order=$(call POST /api/v1/orders "$run_id-order" "{\"kind\":\"takeaway\",\"lines\":[{\"menu_item_id\":\"$risotto_id\",\"quantity\":1}]}" | json 'd["id"]')
+order_status "$order" approved
+
+say "the kitchen accepts, cooks, readies and hands it over; the order is completed"
+ticket=""
+for _ in $(seq 1 50); do
+  ticket=$(call GET "/api/v1/tickets?limit=100" "$run_id-tickets" | json "next((t['id'] for t in d['tickets'] if t['order_id'] == '$order'), '')")
+  [ -n "$ticket" ] && break
+  sleep 0.1
+done
+[ -n "$ticket" ] || fail "no ticket for order $order"
+ready_by=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) + d.timedelta(minutes=20)).isoformat())')
+call POST "/api/v1/tickets/$ticket/accept" "$run_id-accept" "{\"ready_by\":\"$ready_by\"}" >/dev/null
+call POST "/api/v1/tickets/$ticket/start" "$run_id-start" >/dev/null
+order_status "$order" preparing
+call POST "/api/v1/tickets/$ticket/ready" "$run_id-ready" >/dev/null
+order_status "$order" ready
+call POST "/api/v1/tickets/$ticket/pick-up" "$run_id-pick-up" >/dev/null
+order_status "$order" picked_up
+call POST "/api/v1/orders/$order/complete" "$run_id-complete" >/dev/null
+order_status "$order" completed
+
+say "an order of ten risottos is rejected, naming the shortage"
+short=$(call POST /api/v1/orders "$run_id-short" "{\"kind\":\"takeaway\",\"lines\":[{\"menu_item_id\":\"$risotto_id\",\"quantity\":10}]}" | json 'd["id"]')
+order_status "$short" rejected
+reason=$(call GET "/api/v1/orders/$short" "$run_id-read-short" | json 'd["reason"]')
+[[ $reason == *"$risotto_id"* && $reason == *"10 asked, 2 available"* ]] || fail "the reason is: $reason"
+pass "$reason"
+
+say "every step of the orders is on its stream with the request id that started it"
+expect_event "$order_stream" OrderPlaced "$order" "$run_id-order"
+expect_event "$inventory_stream" StockReserved "$order" "$run_id-order"
+expect_event "$kitchen_stream" TicketCreated "$ticket" "$run_id-order"
+expect_event "$kitchen_stream" TicketConfirmed "$ticket" "$run_id-order"
+expect_event "$order_stream" OrderApproved "$order" "$run_id-order"
+expect_event "$kitchen_stream" TicketAccepted "$ticket" "$run_id-accept"
+expect_event "$kitchen_stream" TicketPreparationStarted "$ticket" "$run_id-start"
+expect_event "$order_stream" OrderPreparing "$order" "$run_id-start"
+expect_event "$inventory_stream" StockCommitted "$order" "$run_id-start"
+expect_event "$order_stream" OrderReady "$order" "$run_id-ready"
+expect_event "$order_stream" OrderPickedUp "$order" "$run_id-pick-up"
+expect_event "$order_stream" OrderCompleted "$order" "$run_id-complete"
+expect_event "$inventory_stream" StockReservationRejected "$short" "$run_id-short"
+expect_event "$order_stream" OrderRejected "$short" "$run_id-short"
 
 echo "all checks passed"

@@ -11,10 +11,13 @@
 //! platform-ctl auth init                  # an Ed25519 key pair in ~/.config/restaurant-platform
 //! platform-ctl token --scope menus:write --ttl 8h --subject alice
 //! platform-ctl services                   # name, port, schema and routes of every service
+//! platform-ctl sagas list --status stuck   # the order sagas an operator must look at
+//! platform-ctl sagas retry <saga id>        # send its step again; `abort` compensates now
 //! ```
 
 mod auth;
 mod commands;
+mod sagas;
 
 use clap::{Parser, Subcommand};
 
@@ -90,6 +93,13 @@ enum Command {
     /// Lists the platform's services, one per line: name, port, schema and
     /// the gateway's path prefixes for it, separated by tabs (what `scripts/run` starts).
     Services,
+    /// The order sagas, through the gateway (`GATEWAY_URL`) with a `platform:operate` token.
+    Sagas {
+        #[command(flatten)]
+        operator: sagas::Operator,
+        #[command(subcommand)]
+        command: sagas::SagaCommand,
+    },
     /// The key pair that signs staff tokens.
     Auth {
         #[command(subcommand)]
@@ -160,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             commands::redrive(&client, &streams.named(&stream), count, group.as_deref(), &mut out).await
         }
         Command::Services => commands::services(&mut out),
+        Command::Sagas { operator, command } => sagas::run(&operator, command, &mut out).await,
         Command::Auth { command: AuthCommand::Init { dir, force } } => {
             auth::init(&auth::key_dir(dir)?, force, &mut out)
         }

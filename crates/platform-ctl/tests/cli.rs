@@ -181,3 +181,62 @@ fn services_lists_the_catalog_as_scripts_run_reads_it() -> TestResult {
     }
     Ok(())
 }
+
+// Multi-threaded: `ctl` waits for the CLI on this thread while the order
+// service it talks to serves on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_lists_shows_and_aborts_an_order_saga_through_the_api() -> TestResult {
+    let db = testkit::TestDb::new().await?;
+    let prefix = testkit::unique("test-");
+    let settings = service_kit::Settings::ephemeral("platform_test", &db.schema, &prefix);
+    let orders = order_service::build(&settings, &order_service::OrderSettings::default()).await?;
+    let orders = testkit::Running::spawn(orders.port()?, |cancel| orders.run_until_stopped(cancel)).as_staff()?;
+    let item = MenuItem {
+        id: events::MenuItemId::new(),
+        name: "Soup".to_owned(),
+        description: None,
+        category: "starter".to_owned(),
+        price_cents: 650,
+        currency: "EUR".to_owned(),
+        available: true,
+        switched_on: true,
+        in_stock: true,
+    };
+    let menu = MenuEvent::MenuActivated { name: "Lunch".to_owned(), items: vec![item.clone()] };
+    publish(
+        &format!("{prefix}menu-events"),
+        &DomainEvent::new(uuid::Uuid::now_v7(), 2, menu, Metadata::new("menu-service", "req")),
+    )
+    .await?;
+    let body = serde_json::json!({"kind": "takeaway", "lines": [{"menu_item_id": item.id, "quantity": 1}]});
+    let placed = std::cell::RefCell::new(None);
+    testkit::eventually(Duration::from_secs(10), "the order placed", || async {
+        let response = orders.post("/api/v1/orders", &body).await?;
+        if response.status() == 202 {
+            placed.replace(Some(response.json::<serde_json::Value>().await?));
+        }
+        Ok(placed.borrow().is_some())
+    })
+    .await?;
+
+    // Nobody answers the saga's ReserveStock: it is running.
+    let token = testkit::auth::staff_token()?;
+    let operate = |args: &[&str]| {
+        let mut all = vec!["sagas", "--gateway", orders.base.as_str(), "--token", token.as_str()];
+        all.extend_from_slice(args);
+        ctl(&prefix, &all)
+    };
+    let listed = operate(&["list", "--status", "running"])?;
+    let line = listed.lines().next().unwrap_or_default().to_owned();
+    assert!(line.contains("CreateOrder\trunning\tstep 0"), "{listed}");
+    let saga = line.split('\t').next().unwrap_or_default().to_owned();
+
+    let aborted: serde_json::Value = serde_json::from_str(&operate(&["abort", &saga])?)?;
+    assert_eq!(aborted["status"], "compensating");
+    let shown: serde_json::Value = serde_json::from_str(&operate(&["show", &saga])?)?;
+    let kinds: Vec<&str> =
+        shown["history"].as_array().into_iter().flatten().filter_map(|entry| entry["kind"].as_str()).collect();
+    assert!(kinds.contains(&"aborted"), "{kinds:?}");
+    assert!(operate(&["retry", &uuid::Uuid::now_v7().to_string()]).is_err(), "an unknown saga is refused");
+    Ok(())
+}
