@@ -65,7 +65,7 @@ impl LogLimiter {
 /// longer ([`Backoff`]), is logged at once and then at most every ten seconds
 /// ([`LogLimiter`]), and the first success after it is reported.
 #[derive(Debug)]
-pub struct Outage {
+pub(crate) struct Outage {
     backoff: Backoff,
     failures: u32,
     limiter: LogLimiter,
@@ -73,12 +73,12 @@ pub struct Outage {
 
 impl Outage {
     /// An outage not yet begun, waiting `backoff` after each failure.
-    pub const fn new(backoff: Backoff) -> Self {
+    pub(crate) const fn new(backoff: Backoff) -> Self {
         Self { backoff, failures: 0, limiter: LogLimiter::new(Duration::from_secs(10)) }
     }
 
     /// Records a success; `true` if it ends an outage, for the caller to say so.
-    pub fn ended(&mut self) -> bool {
+    pub(crate) fn ended(&mut self) -> bool {
         let ended = self.failures > 0;
         if ended {
             self.failures = 0;
@@ -89,7 +89,7 @@ impl Outage {
 
     /// Records a failure, logs it as `what` unless held back, and waits its
     /// backoff. `false` if `cancel` fired instead.
-    pub async fn wait_after(&mut self, error: &impl Display, what: &str, cancel: &CancellationToken) -> bool {
+    pub(crate) async fn wait_after(&mut self, error: &impl Display, what: &str, cancel: &CancellationToken) -> bool {
         self.failures += 1;
         if let Some(suppressed) = self.limiter.admit() {
             tracing::warn!(error = %error, suppressed, "{what}");
@@ -97,6 +97,42 @@ impl Outage {
         tokio::select! {
             () = cancel.cancelled() => false,
             () = tokio::time::sleep(self.backoff.delay(self.failures)) => true,
+        }
+    }
+}
+
+/// Runs `task` every `interval` until `cancel` fires: the shape of every
+/// periodic sweep (lapsed holds, overdue tickets, saga deadlines). A failed
+/// run is logged as `what` failing (at once, then at most every ten seconds)
+/// and tried again after a growing backoff, up to 30 s; the first success
+/// after failures is logged too.
+pub async fn every<F, Fut, T, E>(interval: Duration, what: &str, cancel: CancellationToken, mut task: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    let mut outage = Outage::new(Backoff { initial: interval, max: Duration::from_secs(30) });
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let ran = tokio::select! {
+            () = cancel.cancelled() => return,
+            ran = task() => ran,
+        };
+        match ran {
+            Ok(_) => {
+                if outage.ended() {
+                    tracing::info!("{what} works again");
+                }
+            }
+            Err(error) => {
+                if !outage.wait_after(&error, &format!("{what} failed; trying again later"), &cancel).await {
+                    return;
+                }
+            }
         }
     }
 }

@@ -6,7 +6,6 @@
 use crate::service::signals;
 use crate::store::{self, EXPIRY_ACTOR};
 use chrono::{DateTime, Utc};
-use events::backoff::{Backoff, Outage};
 use events::{DomainEvent, IngredientId, Metadata, Outbox};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -62,28 +61,9 @@ impl Sweep {
     /// Expires what is due every `interval` until `cancel` fires; a failed
     /// sweep is logged and tried again later.
     pub async fn run(self, interval: Duration, cancel: CancellationToken) {
-        let mut outage = Outage::new(Backoff { initial: interval, max: Duration::from_secs(30) });
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let swept = tokio::select! {
-                () = cancel.cancelled() => return,
-                swept = self.expire_due(service_kit::write::now()) => swept,
-            };
-            match swept {
-                Ok(_) => {
-                    if outage.ended() {
-                        tracing::info!("expiring lapsed holds works again");
-                    }
-                }
-                Err(error) => {
-                    if !outage.wait_after(&error, "expiring lapsed holds failed; trying again later", &cancel).await {
-                        return;
-                    }
-                }
-            }
-        }
+        events::backoff::every(interval, "expiring lapsed holds", cancel, || {
+            self.expire_due(service_kit::write::now())
+        })
+        .await;
     }
 }

@@ -4,7 +4,6 @@
 
 use crate::store;
 use chrono::{DateTime, Utc};
-use events::backoff::{Backoff, Outage};
 use events::{DomainEvent, Metadata, Outbox};
 use service_kit::write::{Aggregate, WriteError};
 use sqlx::PgPool;
@@ -66,31 +65,9 @@ impl Sweep {
     /// Announces what is overdue every `interval` until `cancel` fires; a
     /// failed sweep is logged and tried again later.
     pub async fn run(self, interval: Duration, cancel: CancellationToken) {
-        let mut outage = Outage::new(Backoff { initial: interval, max: Duration::from_secs(30) });
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let swept = tokio::select! {
-                () = cancel.cancelled() => return,
-                swept = self.mark_overdue(service_kit::write::now()) => swept,
-            };
-            match swept {
-                Ok(_) => {
-                    if outage.ended() {
-                        tracing::info!("announcing overdue tickets works again");
-                    }
-                }
-                Err(error) => {
-                    if !outage
-                        .wait_after(&error, "announcing overdue tickets failed; trying again later", &cancel)
-                        .await
-                    {
-                        return;
-                    }
-                }
-            }
-        }
+        events::backoff::every(interval, "announcing overdue tickets", cancel, || {
+            self.mark_overdue(service_kit::write::now())
+        })
+        .await;
     }
 }

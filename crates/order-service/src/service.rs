@@ -108,7 +108,7 @@ impl Orders {
         let priced = draft.price(&offers)?;
         let (order, placed) = Order::place(OrderId::new(), draft, priced, write::now());
         store::insert(work.connection(), &order).await?;
-        let token = (placer == Placer::Guest).then(ManageToken::generate);
+        let token = (placer == Placer::Guest).then(crate::manage_token::generate);
         if let Some(token) = &token {
             store::set_manage_token(work.connection(), order.id, &token.hash()).await?;
         }

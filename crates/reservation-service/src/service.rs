@@ -90,7 +90,7 @@ impl Reservations {
                 ends_at,
             });
         }
-        let manage_token = ManageToken::generate();
+        let manage_token = crate::manage_token::generate();
         store::insert(tx, &reservation, &manage_token.hash()).await?;
         let event = work.event(&reservation, created);
         let reply = respond(&reservation, &manage_token).map_err(StoreError::Encode)?;

@@ -17,7 +17,6 @@ use crate::state::Status;
 use crate::store::{self, Entry, Saga};
 use chrono::{DateTime, Utc};
 use events::Outbox;
-use events::backoff::{Backoff, Outage};
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -72,29 +71,7 @@ impl Sweeper {
     /// Sweeps every `interval` until `cancel` fires; a failed sweep is logged
     /// and tried again later.
     pub async fn run(self, interval: Duration, cancel: CancellationToken) {
-        let mut outage = Outage::new(Backoff { initial: interval, max: Duration::from_secs(30) });
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
-            let swept = tokio::select! {
-                () = cancel.cancelled() => return,
-                swept = self.sweep_deadlines(Utc::now()) => swept,
-            };
-            match swept {
-                Ok(_) => {
-                    if outage.ended() {
-                        tracing::info!("sweeping saga deadlines works again");
-                    }
-                }
-                Err(error) => {
-                    if !outage.wait_after(&error, "sweeping saga deadlines failed; trying again later", &cancel).await {
-                        return;
-                    }
-                }
-            }
-        }
+        events::backoff::every(interval, "sweeping saga deadlines", cancel, || self.sweep_deadlines(Utc::now())).await;
     }
 }
 

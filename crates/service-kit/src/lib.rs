@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod capability;
 pub mod catalog;
 pub mod database;
 pub mod extract;
