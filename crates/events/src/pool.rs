@@ -73,7 +73,13 @@ mod tests {
         // However slow the machine, the connection is "recently used".
         let (pool, doomed) = pool_whose_connection_died(&db, Duration::from_secs(3600)).await?;
 
-        assert!(backend_pid(&pool).await.is_err(), "used recently, the dead connection was not checked");
+        // Used recently, the connection is not checked before use: the first
+        // query fails on it, unless the client has already seen the server
+        // close the socket (a loaded machine gives it time to), in which case
+        // it runs on a new connection. Either way it never runs on the dead one.
+        if let Ok(pid) = backend_pid(&pool).await {
+            assert_ne!(pid, doomed, "a query ran on a terminated backend");
+        }
         let replacement = backend_pid(&pool).await?;
         assert_ne!(replacement, doomed, "the failed connection left the pool");
         Ok(())
