@@ -217,9 +217,10 @@ mod tests {
                 "DO $$ BEGIN RAISE EXCEPTION 'contention' USING ERRCODE = '{code}'; END $$"
             )))
         };
-        let serialization = raised("40001").execute(&pool).await.err().context("the raise failed")?;
-        let deadlock = raised("40P01").execute(&pool).await.err().context("the raise failed")?;
-        let other = raised("P0001").execute(&pool).await.err().context("the raise failed")?;
+        // Raised where no 100 ms statement timeout can overtake them on a busy machine.
+        let serialization = raised("40001").execute(&db.pool).await.err().context("the raise failed")?;
+        let deadlock = raised("40P01").execute(&db.pool).await.err().context("the raise failed")?;
+        let other = raised("P0001").execute(&db.pool).await.err().context("the raise failed")?;
 
         for (error, code) in [(slow, "57014"), (serialization, "40001"), (deadlock, "40P01")] {
             assert_eq!(error.as_database_error().and_then(|error| error.code()).as_deref(), Some(code));
