@@ -10,12 +10,11 @@
 //! `BENCH_ORDERS` (2000), `BENCH_CLIENTS` (32), `PGBENCH_SECONDS` (10).
 
 use api_gateway::GatewaySettings;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use service_kit::Settings;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::bench::Latencies;
 use testkit::{Running, TestDb};
 
 #[global_allocator]
@@ -98,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let approvals = Approvals::follow(&format!("{prefix}order-events")).await?;
+    let approvals = Latencies::follow(&format!("{prefix}order-events"), "OrderApproved").await?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     println!("order benchmark via the gateway: {orders} orders, {clients} clients, {cores} CPUs");
     let started = Instant::now();
@@ -130,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
 async fn place(
     gateway: &Running,
     items: &[events::menu::MenuItem],
-    approvals: &Approvals,
+    approvals: &Latencies,
     count: usize,
     clients: usize,
     rate: Option<f64>,
@@ -161,106 +160,4 @@ async fn place(
     });
     futures::future::try_join_all(workers).await?;
     Ok(())
-}
-
-/// Follows `order-events`, timing each `OrderApproved` from its order's placing.
-#[derive(Clone)]
-struct Approvals {
-    state: Arc<Mutex<Timings>>,
-}
-
-/// The orders placed and not yet seen approved, the approvals seen before
-/// their 202 came back, how many were timed, and the times.
-struct Timings {
-    placed: HashMap<String, Instant>,
-    early: HashMap<String, Instant>,
-    approved: usize,
-    latency: Histogram<u64>,
-}
-
-impl Approvals {
-    async fn follow(stream: &str) -> anyhow::Result<Self> {
-        let timings =
-            Timings { placed: HashMap::new(), early: HashMap::new(), approved: 0, latency: Histogram::new(3)? };
-        let approvals = Self { state: Arc::new(Mutex::new(timings)) };
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection_with_config(&config).await?;
-        let (stream, follower) = (stream.to_owned(), approvals.clone());
-        tokio::spawn(async move {
-            let mut last = "$".to_owned();
-            loop {
-                let reply: redis::RedisResult<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-                    .arg("BLOCK")
-                    .arg(1000)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .arg("STREAMS")
-                    .arg(&stream)
-                    .arg(&last)
-                    .query_async(&mut connection)
-                    .await;
-                let Ok(reply) = reply else { continue };
-                let now = Instant::now();
-                for key in reply.keys {
-                    for entry in key.ids {
-                        last.clone_from(&entry.id);
-                        if entry.get::<String>("type").as_deref() == Some("OrderApproved") {
-                            follower.approved(entry.get::<String>("aggregate_id").unwrap_or_default(), now);
-                        }
-                    }
-                }
-            }
-        });
-        Ok(approvals)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Timings> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn record(state: &mut Timings, sent: Instant, at: Instant) {
-        state.approved += 1;
-        let micros = u64::try_from(at.saturating_duration_since(sent).as_micros()).unwrap_or(u64::MAX);
-        let _ = state.latency.record(micros.max(1));
-    }
-
-    /// The 202 for `order` came back; it was sent at `at`. Its approval may have been seen already.
-    fn sent(&self, order: String, at: Instant) {
-        let mut state = self.lock();
-        match state.early.remove(&order) {
-            Some(approved) => Self::record(&mut state, at, approved),
-            None => {
-                state.placed.insert(order, at);
-            }
-        }
-    }
-
-    fn approved(&self, order: String, at: Instant) {
-        let mut state = self.lock();
-        match state.placed.remove(&order) {
-            Some(sent) => Self::record(&mut state, sent, at),
-            None => {
-                state.early.insert(order, at);
-            }
-        }
-    }
-
-    fn reset(&self) {
-        let mut state = self.lock();
-        state.approved = 0;
-        state.latency.reset();
-    }
-
-    fn latency(&self) -> Histogram<u64> {
-        self.lock().latency.clone()
-    }
-
-    async fn wait_for(&self, count: usize, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        while self.lock().approved < count {
-            anyhow::ensure!(Instant::now() < deadline, "only {} of {count} orders approved", self.lock().approved);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
-    }
 }

@@ -14,12 +14,10 @@
 use anyhow::Context;
 use events::inventory::OrderLine;
 use events::{DomainEvent, EncodedEvent, InventoryCommand, Metadata, OrderId};
-use hdrhistogram::Histogram;
 use rand::Rng;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::bench::Latencies;
 use testkit::{Running, TestDb};
 
 #[global_allocator]
@@ -50,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let streams = settings.streams();
-    let answers = Answers::follow(&streams.of::<events::InventoryEvent>()).await?;
+    let answers = Latencies::follow(&streams.of::<events::InventoryEvent>(), "StockCommitted").await?;
     let commands = streams.of::<InventoryCommand>();
 
     // 1. As fast as it takes them.
@@ -130,7 +128,7 @@ async fn stock_the_kitchen(
 /// `rate` orders a second if given; records when each commit was sent.
 async fn send(
     stream: &str,
-    answers: &Answers,
+    answers: &Latencies,
     items: &[events::MenuItemId],
     orders: usize,
     rate: Option<f64>,
@@ -164,95 +162,11 @@ async fn send(
             tokio::time::sleep_until(due.into()).await;
         }
         let now = Instant::now();
-        answers.sent(&batch, now);
+        for order in &batch {
+            answers.sent(order.to_string(), now);
+        }
         pipe.query_async::<()>(&mut connection).await?;
         sent += batch.len();
     }
     Ok(())
-}
-
-/// Follows `inventory-events`, counting `StockCommitted` answers and timing
-/// each from when its commit was sent.
-#[derive(Clone)]
-struct Answers {
-    state: Arc<Mutex<AnswerState>>,
-}
-
-struct AnswerState {
-    sent: HashMap<String, Instant>,
-    committed: usize,
-    latency: Histogram<u64>,
-}
-
-impl Answers {
-    async fn follow(stream: &str) -> anyhow::Result<Self> {
-        let state = AnswerState { sent: HashMap::new(), committed: 0, latency: Histogram::new(3)? };
-        let answers = Self { state: Arc::new(Mutex::new(state)) };
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let mut connection = testkit::redis_client()?.get_multiplexed_async_connection_with_config(&config).await?;
-        let (stream, follower) = (stream.to_owned(), answers.clone());
-        tokio::spawn(async move {
-            let mut last = "$".to_owned();
-            loop {
-                let reply: redis::RedisResult<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-                    .arg("BLOCK")
-                    .arg(1000)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .arg("STREAMS")
-                    .arg(&stream)
-                    .arg(&last)
-                    .query_async(&mut connection)
-                    .await;
-                let Ok(reply) = reply else { continue };
-                let now = Instant::now();
-                for key in reply.keys {
-                    for entry in key.ids {
-                        last.clone_from(&entry.id);
-                        if entry.get::<String>("type").as_deref() == Some("StockCommitted") {
-                            follower.committed(entry.get::<String>("aggregate_id").unwrap_or_default(), now);
-                        }
-                    }
-                }
-            }
-        });
-        Ok(answers)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, AnswerState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn sent(&self, orders: &[OrderId], at: Instant) {
-        let mut state = self.lock();
-        state.sent.extend(orders.iter().map(|order| (order.to_string(), at)));
-    }
-
-    fn committed(&self, order: String, at: Instant) {
-        let mut state = self.lock();
-        if let Some(sent) = state.sent.remove(&order) {
-            state.committed += 1;
-            let micros = u64::try_from(at.duration_since(sent).as_micros()).unwrap_or(u64::MAX);
-            let _ = state.latency.record(micros.max(1));
-        }
-    }
-
-    fn reset(&self) {
-        let mut state = self.lock();
-        state.committed = 0;
-        state.latency.reset();
-    }
-
-    fn latency(&self) -> Histogram<u64> {
-        self.lock().latency.clone()
-    }
-
-    async fn wait_for(&self, count: usize, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        while self.lock().committed < count {
-            anyhow::ensure!(Instant::now() < deadline, "only {} of {count} orders committed", self.lock().committed);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
-    }
 }
