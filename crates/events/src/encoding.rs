@@ -245,7 +245,14 @@ mod tests {
             },
             ReservationEvent::ReservationConfirmed {},
             ReservationEvent::ReservationCancelled { reason: "Guest called".to_owned() },
+            ReservationEvent::ReservationSeated {
+                guest_name: "Ada".to_owned(),
+                party_size: 4,
+                pre_order: vec![PreOrderLine { menu_item_id: MenuItemId::new(), quantity: 2 }],
+            },
             ReservationEvent::ReservationCompleted {},
+            ReservationEvent::ReservationNoShow {},
+            ReservationEvent::ReservationExpired {},
         ]
     }
 

@@ -32,14 +32,36 @@ pub enum ReservationEvent {
         /// Why, in words.
         reason: String,
     },
+    /// The party arrived and sat down. Carries what the order service needs
+    /// to open their dine-in order from the pre-order.
+    ReservationSeated {
+        /// Who booked.
+        guest_name: String,
+        /// How many sat down.
+        party_size: u16,
+        /// Items ordered ahead, for the kitchen; may be empty.
+        pre_order: Vec<PreOrderLine>,
+    },
     /// The party came and left.
     ReservationCompleted {},
+    /// The party did not come within the grace period; its seats are free again.
+    ReservationNoShow {},
+    /// Nobody confirmed the pending booking in time; its seats are free again.
+    ReservationExpired {},
 }
 
 crate::event_family!(
     ReservationEvent,
     "reservation-events",
-    [ReservationCreated, ReservationConfirmed, ReservationCancelled, ReservationCompleted,]
+    [
+        ReservationCreated,
+        ReservationConfirmed,
+        ReservationCancelled,
+        ReservationSeated,
+        ReservationCompleted,
+        ReservationNoShow,
+        ReservationExpired,
+    ]
 );
 
 /// One pre-ordered item of a reservation.

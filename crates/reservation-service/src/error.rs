@@ -45,6 +45,29 @@ pub enum Error {
         /// Its end.
         ends_at: DateTime<Utc>,
     },
+    /// The guest already holds as many upcoming bookings as one guest may. HTTP 409.
+    #[error(
+        "this guest already holds {limit} upcoming bookings, as many as one email address or phone number may; \
+         cancel one or call the restaurant"
+    )]
+    TooManyUpcoming {
+        /// The limit.
+        limit: u16,
+    },
+    /// Staff asked for fewer seats than a future time already has booked. HTTP 409.
+    #[error("cannot lower the seats to {seats}: {taken} seats are already booked at {at}")]
+    SeatsBooked {
+        /// The seats asked for.
+        seats: u32,
+        /// The busiest such time.
+        at: DateTime<Utc>,
+        /// Seats booked then.
+        taken: i32,
+    },
+    /// Another instance changed the rules while a booking was being decided,
+    /// again and again. HTTP 503: try again.
+    #[error("the restaurant's rules kept changing while the booking was decided; try again")]
+    RulesChanged,
     /// The caller's staff token lacks the scope the operation needs. HTTP 403.
     #[error(transparent)]
     Forbidden(#[from] MissingScope),
@@ -71,21 +94,23 @@ impl IntoResponse for Error {
             Self::Invalid(error) => error.clone().into(),
             Self::Domain(error) => match error {
                 DomainError::NoContact => Problem::unprocessable("guest_email", self.to_string()),
-                DomainError::StartsInThePast | DomainError::BeyondHorizon(_) => {
+                DomainError::TooSoon(_) | DomainError::BeyondHorizon(_) | DomainError::Schedule(_) => {
                     Problem::unprocessable("starts_at", self.to_string())
                 }
+                DomainError::PartyTooLarge { .. } => Problem::unprocessable("party_size", self.to_string()),
                 DomainError::DuplicatePreOrder(_) | DomainError::TooManyPreOrderLines => {
                     Problem::unprocessable("pre_order", self.to_string())
                 }
-                DomainError::PartyExceedsRestaurant { .. } => {
-                    Problem::conflict(self.to_string()).with_field("party_size")
+                DomainError::InvalidTransition { .. } | DomainError::NotYet { .. } | DomainError::Over(_) => {
+                    Problem::conflict(self.to_string())
                 }
-                DomainError::InvalidTransition { .. } => Problem::conflict(self.to_string()),
             },
             Self::Unorderable { index, .. } => {
                 Problem::unprocessable(format!("pre_order[{index}].menu_item_id"), self.to_string())
             }
-            Self::NoCapacity { .. } => Problem::conflict(self.to_string()),
+            Self::NoCapacity { .. } | Self::TooManyUpcoming { .. } => Problem::conflict(self.to_string()),
+            Self::SeatsBooked { .. } => Problem::conflict(self.to_string()).with_field("seats"),
+            Self::RulesChanged => Problem::busy("the reservation service", &self),
             Self::Forbidden(missing) => Problem::from(*missing),
             Self::Write(error) => error.problem("the reservation database"),
             Self::Store(error) => error.problem("the reservation database"),

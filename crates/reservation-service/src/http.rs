@@ -1,15 +1,20 @@
 //! The reservation API: JSON in and out, problem+json errors, `ETag`/`If-Match`
 //! optimistic concurrency on every status change.
 //!
-//! Who may do what: anyone may book, and gets the booking's manage token
-//! once ([`crate::manage_token`]); reading one booking and cancelling it take
+//! Who may do what: anyone may read the restaurant's hours and the day's
+//! free slots, and book, getting the booking's manage token once
+//! ([`crate::manage_token`]); reading one booking and cancelling it take
 //! either that token or a staff token with `reservations:manage`; listing
-//! (guest PII), confirming and completing are staff only. A manage token of
-//! another booking is answered 404, as an unknown id is.
+//! (guest PII), confirming, seating, completing, no-shows and changing the
+//! restaurant's rules are staff only. A manage token of another booking is
+//! answered 404, as an unknown id is.
+
+mod availability;
+mod restaurant;
 
 use crate::domain::{
     Booking, CancelReason, Duration, Email, Guest, GuestName, Notes, PartySize, Phone, PreOrderLine, Reservation,
-    ReservationStatus,
+    ReservationStatus, StatusChange,
 };
 use crate::error::Error;
 use crate::manage_token::ManageToken;
@@ -41,7 +46,19 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
         description = "Table reservations that never overbook the restaurant; every change is published on \
                        reservation-events, and pre-orders are checked against what menu-events said."
     ),
-    paths(create, list, show, confirm, cancel, complete),
+    paths(
+        create,
+        list,
+        show,
+        confirm,
+        cancel,
+        seat,
+        complete,
+        no_show,
+        availability::availability,
+        restaurant::show,
+        restaurant::replace
+    ),
     components(schemas(Problem))
 )]
 pub struct ApiDoc;
@@ -53,7 +70,11 @@ pub fn router(reservations: Reservations) -> Router {
         .route("/api/v1/reservations/{reservation_id}", get(show))
         .route("/api/v1/reservations/{reservation_id}/confirm", patch(confirm))
         .route("/api/v1/reservations/{reservation_id}/cancel", patch(cancel))
+        .route("/api/v1/reservations/{reservation_id}/seat", patch(seat))
         .route("/api/v1/reservations/{reservation_id}/complete", patch(complete))
+        .route("/api/v1/reservations/{reservation_id}/no-show", patch(no_show))
+        .route("/api/v1/availability", get(availability::availability))
+        .route("/api/v1/restaurant", get(restaurant::show).put(restaurant::replace))
         .with_state(reservations)
 }
 
@@ -88,6 +109,10 @@ struct ReservationBody {
     version: i64,
     /// Pre-ordered items that can no longer be served, found when the menus changed.
     problems: Vec<ProblemBody>,
+    /// While pending: when its seats go unless the restaurant confirms it.
+    expires_at: Option<DateTime<Utc>>,
+    /// Every status it went through, oldest first.
+    history: Vec<StatusChangeBody>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// The guest's capability to read and cancel this booking (as
@@ -105,6 +130,22 @@ struct PreOrderBody {
     #[schema(value_type = uuid::Uuid)]
     menu_item_id: MenuItemId,
     quantity: u32,
+}
+
+/// A status a reservation went through.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StatusChange)]
+struct StatusChangeBody {
+    status: ReservationStatus,
+    /// Who: a staff token's subject, `guest` (the booking's manage token) or `reservation-service` (expiry).
+    actor: String,
+    at: DateTime<Utc>,
+}
+
+impl From<&StatusChange> for StatusChangeBody {
+    fn from(change: &StatusChange) -> Self {
+        Self { status: change.status, actor: change.actor.clone(), at: change.at }
+    }
 }
 
 /// A pre-ordered item that can no longer be served.
@@ -147,6 +188,8 @@ impl From<&Reservation> for ReservationBody {
                     detected_at: problem.detected_at,
                 })
                 .collect(),
+            expires_at: (reservation.status == ReservationStatus::Pending).then_some(reservation.expires_at),
+            history: reservation.history.iter().map(StatusChangeBody::from).collect(),
             created_at: reservation.created_at,
             updated_at: reservation.updated_at,
             manage_token: None,
@@ -159,17 +202,21 @@ fn reservation_reply(reservation: &Reservation) -> Result<Reply, serde_json::Err
     Ok(Reply::json(StatusCode::OK, &ReservationBody::from(reservation))?.with_etag(reservation.version))
 }
 
+/// The actor the history records for the booking's own manage token.
+const GUEST: &str = "guest";
+
 /// Lets `credential` at reservation `id`: a staff token with
-/// `reservations:manage`, or that booking's own manage token.
+/// `reservations:manage`, or that booking's own manage token. Who it is, for
+/// the history.
 ///
 /// # Errors
 /// 403 for a staff token without the scope; 404 for a manage token that is
 /// not this booking's (as for an unknown id); or the database failed.
-async fn authorize(reservations: &Reservations, credential: &Credential, id: ReservationId) -> Result<(), Error> {
+async fn authorize(reservations: &Reservations, credential: &Credential, id: ReservationId) -> Result<String, Error> {
     match credential {
-        Credential::Staff(_) => credential.require(Scope::ReservationsManage).map(|_| ()).map_err(Error::from),
+        Credential::Staff(_) => Ok(credential.require(Scope::ReservationsManage)?.subject.clone()),
         Credential::Guest(token) => match store::manage_token_hash(reservations.pool(), id).await? {
-            Some(Some(stored)) if crate::manage_token::matches(token, &stored) => Ok(()),
+            Some(Some(stored)) if crate::manage_token::matches(token, &stored) => Ok(GUEST.to_owned()),
             _ => Err(Error::not_found(id)),
         },
     }
@@ -210,13 +257,14 @@ struct CreateReservation {
     guest_email: Option<String>,
     #[schema(schema_with = phone_schema)]
     guest_phone: Option<String>,
-    /// Guests, 1 to `MAX_PARTY_SIZE` (100 unless configured).
+    /// Guests, 1 to the restaurant's `max_party_size`.
     #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 1, example = 4)]
     party_size: i64,
-    /// When the party arrives (RFC 3339), in the future and within the booking horizon.
+    /// When the party arrives (RFC 3339, any offset; stored in UTC): a slot of an open sitting (see
+    /// `/api/v1/availability`), at least the lead time ahead and within the horizon.
     starts_at: DateTime<Utc>,
-    /// Minutes the table is held, 15 to 480; the configured default (90) if left out.
+    /// Minutes the table is held, 15 to 480, ending by closing; the restaurant's default (90) if left out.
     #[serde(default, deserialize_with = "optional_whole_number")]
     #[schema(value_type = i64, required = false, minimum = 15, maximum = 480, example = 90)]
     duration_minutes: Option<i64>,
@@ -240,11 +288,11 @@ struct PreOrderRequest {
 }
 
 impl CreateReservation {
-    fn parse(self, largest_party: u16) -> Result<Booking, Error> {
+    fn parse(self) -> Result<Booking, Error> {
         let name: GuestName = parse("guest_name", self.guest_name)?;
         let email: Option<Email> = parse_optional("guest_email", self.guest_email)?;
         let phone: Option<Phone> = parse_optional("guest_phone", self.guest_phone)?;
-        let party_size = PartySize::new(self.party_size, largest_party)
+        let party_size = PartySize::new(self.party_size, u16::MAX)
             .map_err(|source| FieldError { field: "party_size".to_owned(), source })?;
         let pre_order = self
             .pre_order
@@ -270,21 +318,21 @@ impl CreateReservation {
 
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = CreateReservation, responses(
     (status = 201, description = "Booked as pending; ReservationCreated published. The body carries, this once, the `manage_token` with which the guest reads and cancels it", body = ReservationBody, headers(("Location" = String), ("ETag" = String))),
-    (status = 409, description = "Not enough seats are free for the whole stay", body = Problem, content_type = "application/problem+json"),
-    (status = 422, description = "A field breaks a rule, or a pre-ordered item cannot be served; `field` names it", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Not enough seats are free for the whole stay, or the guest holds too many upcoming bookings", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field breaks a rule (closed, off the slot grid, past closing, too soon, party too large, …), or a pre-ordered item cannot be served; `field` names it and `detail` the rule", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn create(
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     IdempotentJson { key, body }: IdempotentJson<CreateReservation>,
 ) -> Result<Reply, Error> {
-    let booking = body.parse(reservations.policy().largest_party)?;
+    let booking = body.parse()?;
     let respond = |reservation: &Reservation, manage_token: &ManageToken| {
         let location = format!("/api/v1/reservations/{}", reservation.id);
         let body = ReservationBody { manage_token: Some(manage_token.as_str().to_owned()), ..reservation.into() };
         Reply::created(&location, reservation.version, &body)
     };
-    reservations.book(booking, &request_id, key.as_ref(), respond).await
+    reservations.book(booking, GUEST, &request_id, key.as_ref(), respond).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -352,13 +400,15 @@ async fn show(
     (status = 409, description = "It is completed or cancelled, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn confirm(
-    _staff: Staff<ReservationsManage>,
+    staff: Staff<ReservationsManage>,
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
-    reservations.change(reservation_id, if_match, &request_id, Reservation::confirm, reservation_reply).await
+    let command = |reservation: &mut Reservation, _: &_, _| reservation.confirm();
+    let actor = &staff.identity.subject;
+    reservations.change(reservation_id, if_match, actor, &request_id, command, reservation_reply).await
 }
 
 /// Why the reservation is called off.
@@ -385,22 +435,54 @@ async fn cancel(
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
     Json(body): Json<Cancellation>,
 ) -> Result<Reply, Error> {
-    authorize(&reservations, &credential, reservation_id).await?;
+    let actor = authorize(&reservations, &credential, reservation_id).await?;
     let reason: CancelReason = parse("reason", body.reason)?;
-    let command = |reservation: &mut Reservation| reservation.cancel(reason);
-    reservations.change(reservation_id, if_match, &request_id, command, reservation_reply).await
+    let command = |reservation: &mut Reservation, _: &_, _| reservation.cancel(reason);
+    reservations.change(reservation_id, if_match, &actor, &request_id, command, reservation_reply).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
-    (status = 200, description = "Completed; ReservationCompleted published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
-    (status = 409, description = "It is not confirmed, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/seat", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
+    (status = 200, description = "Seated; ReservationSeated published with the pre-order (the order service opens the party's dine-in order from it) unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
+    (status = 409, description = "It is not confirmed, seating has not opened yet (`seating_opens_minutes` before the start), the stay is over, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
 ))]
-async fn complete(
-    _staff: Staff<ReservationsManage>,
+async fn seat(
+    staff: Staff<ReservationsManage>,
     State(reservations): State<Reservations>,
     RequestId(request_id): RequestId,
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
-    reservations.change(reservation_id, if_match, &request_id, Reservation::complete, reservation_reply).await
+    let actor = &staff.identity.subject;
+    reservations.change(reservation_id, if_match, actor, &request_id, Reservation::seat, reservation_reply).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
+    (status = 200, description = "Completed, its seats free; ReservationCompleted published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
+    (status = 409, description = "The party is not seated, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
+))]
+async fn complete(
+    staff: Staff<ReservationsManage>,
+    State(reservations): State<Reservations>,
+    RequestId(request_id): RequestId,
+    if_match: IfMatch,
+    Path(ReservationPath { reservation_id }): Path<ReservationPath>,
+) -> Result<Reply, Error> {
+    let command = |reservation: &mut Reservation, _: &_, _| reservation.complete();
+    let actor = &staff.identity.subject;
+    reservations.change(reservation_id, if_match, actor, &request_id, command, reservation_reply).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/no-show", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
+    (status = 200, description = "Marked a no-show, its seats free; ReservationNoShow published unless it already was", body = ReservationBody, headers(("ETag" = String, description = "The reservation's version"))),
+    (status = 409, description = "It is not confirmed, the grace period after the start (`no_show_grace_minutes`) is not over, or If-Match names another version", body = Problem, content_type = "application/problem+json"),
+))]
+async fn no_show(
+    staff: Staff<ReservationsManage>,
+    State(reservations): State<Reservations>,
+    RequestId(request_id): RequestId,
+    if_match: IfMatch,
+    Path(ReservationPath { reservation_id }): Path<ReservationPath>,
+) -> Result<Reply, Error> {
+    let actor = &staff.identity.subject;
+    reservations.change(reservation_id, if_match, actor, &request_id, Reservation::no_show, reservation_reply).await
 }

@@ -37,8 +37,12 @@ impl Entry {
 pub const MENU: Entry = Entry { name: "menu-service", port: 8081, schema: "menu", routes: &["/api/v1/menus"] };
 
 /// Table reservations.
-pub const RESERVATION: Entry =
-    Entry { name: "reservation-service", port: 8082, schema: "reservation", routes: &["/api/v1/reservations"] };
+pub const RESERVATION: Entry = Entry {
+    name: "reservation-service",
+    port: 8082,
+    schema: "reservation",
+    routes: &["/api/v1/reservations", "/api/v1/availability", "/api/v1/restaurant"],
+};
 
 /// Ingredients, recipes and stock.
 pub const INVENTORY: Entry = Entry {

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod capability;
 pub mod catalog;
+pub mod clock;
 pub mod database;
 pub mod extract;
 pub mod foundation;

@@ -11,7 +11,7 @@
 use crate::database::StoreError;
 use crate::extract::{IfMatch, StaleVersion};
 use crate::idempotency::{self, Idempotency, IdempotencyError, Reply};
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use events::{DomainEvent, Event, Metadata, Outbox, UnitOfWork};
 use sqlx::{PgConnection, PgPool};
 use std::fmt::Display;
@@ -298,6 +298,17 @@ impl Work<'_> {
         self.unit.commit().await?;
         Ok(reply)
     }
+
+    /// Appends `events` and commits (waking the relay), for a write that
+    /// answers no one, such as a sweep.
+    ///
+    /// # Errors
+    /// Appending or the commit failed: nothing was written.
+    pub async fn commit<E: Event>(mut self, events: &[DomainEvent<E>]) -> Result<(), WriteError> {
+        self.unit.append(events).await?;
+        self.unit.commit().await?;
+        Ok(())
+    }
 }
 
 /// Applies `command` to the aggregate `id` inside the caller's transaction,
@@ -333,7 +344,7 @@ where
     Ok((aggregate, Some(payload)))
 }
 
-/// Now, to the microsecond PostgreSQL keeps.
+/// Now, to the microsecond PostgreSQL keeps (the system [`crate::clock::Clock`]).
 pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    crate::clock::Clock::system().now()
 }

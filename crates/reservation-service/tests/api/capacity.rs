@@ -1,10 +1,9 @@
 //! The restaurant is never overbooked: many concurrent bookings on two
 //! service instances, for one slot and for overlapping windows.
 
-use crate::helpers::{TestResult, booking, spawn_with, test_settings, tomorrow_at};
+use crate::helpers::{TestResult, booking, open_all_day, spawn_with, test_settings, tomorrow_at};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::future::join_all;
-use reservation_service::BookingSettings;
 use serde_json::{Value, json};
 use testkit::{Api, TestDb};
 
@@ -14,8 +13,8 @@ const SEATS: i64 = 40;
 async fn two_instances() -> anyhow::Result<(crate::helpers::TestApp, crate::helpers::TestApp)> {
     let db = TestDb::new().await?;
     let settings = test_settings(&db);
-    let first = spawn_with(settings.clone(), db.clone(), BookingSettings::default()).await?;
-    let second = spawn_with(settings, db, BookingSettings::default()).await?;
+    let first = spawn_with(settings.clone(), db.clone(), open_all_day()).await?;
+    let second = spawn_with(settings, db, open_all_day()).await?;
     Ok((first, second))
 }
 
@@ -68,9 +67,9 @@ async fn overlapping_windows_are_checked_at_every_moment_not_only_at_the_start()
     app.book(&with_duration(10, at(17, 0), 90)).await?;
     app.book(&with_duration(40, at(16, 0), 60)).await?;
     app.book(&with_duration(30, at(19, 30), 60)).await?;
-    app.book(&with_duration(10, at(19, 29), 30)).await?;
-    let one_more = app.post("/api/v1/reservations", &with_duration(1, at(19, 29), 15)).await?;
-    assert_eq!(one_more.status(), 409, "at 19:29 the 30 + 10 guests fill the room");
+    app.book(&with_duration(10, at(19, 15), 30)).await?;
+    let one_more = app.post("/api/v1/reservations", &with_duration(1, at(19, 15), 15)).await?;
+    assert_eq!(one_more.status(), 409, "at 19:15 the 30 + 10 guests fill the room");
     Ok(())
 }
 
@@ -80,7 +79,7 @@ async fn a_storm_of_random_overlapping_windows_never_exceeds_the_seats_at_any_mo
     let evening = tomorrow_at(17);
     let bookings = (0u32..160)
         .map(|n| {
-            let starts_at = evening + TimeDelta::minutes(i64::from((n * 37) % 240));
+            let starts_at = evening + TimeDelta::minutes(i64::from(15 * ((n * 37) % 16)));
             let mut body = booking(u16::try_from(1 + n % 6).unwrap_or(1), starts_at);
             body["duration_minutes"] = json!(30 + (n * 53) % 120);
             body

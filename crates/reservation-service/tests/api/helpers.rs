@@ -8,6 +8,7 @@ use events::{DomainEvent, EncodedEvent, MenuEvent, Metadata};
 use reservation_service::BookingSettings;
 use serde_json::{Value, json};
 use service_kit::Settings;
+use service_kit::clock::Clock;
 pub use testkit::eventually;
 use testkit::{Running, TestDb};
 
@@ -36,14 +37,36 @@ pub fn test_settings(db: &TestDb) -> Settings {
     }
 }
 
+/// A restaurant open around the clock every day (in UTC), so that tests of
+/// other rules can book any quarter hour, where one guest may hold any
+/// number of bookings and pending ones are swept for expiry every 20 ms.
+pub fn open_all_day() -> BookingSettings {
+    BookingSettings {
+        opening_hours: "00:00-24:00".to_owned(),
+        max_upcoming_per_guest: 1000,
+        expiry_sweep_interval_ms: 20,
+        ..BookingSettings::default()
+    }
+}
+
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     let db = TestDb::new().await?;
-    spawn_with(test_settings(&db), db, BookingSettings::default()).await
+    spawn_with(test_settings(&db), db, open_all_day()).await
 }
 
 pub async fn spawn_with(settings: Settings, db: TestDb, booking: BookingSettings) -> anyhow::Result<TestApp> {
+    spawn_with_clock(settings, db, booking, Clock::system()).await
+}
+
+/// The service deciding every rule at `clock`.
+pub async fn spawn_with_clock(
+    settings: Settings,
+    db: TestDb,
+    booking: BookingSettings,
+    clock: Clock,
+) -> anyhow::Result<TestApp> {
     testkit::init_tracing();
-    let application = reservation_service::build(&settings, &booking).await?;
+    let application = reservation_service::build_with_clock(&settings, &booking, clock).await?;
     let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })
 }

@@ -7,4 +7,6 @@ mod errors;
 mod helpers;
 mod menu_events;
 mod reservations;
+mod schedule;
 mod shutdown;
+mod visits;

@@ -110,7 +110,7 @@ async fn menu_changes_flag_and_clear_problems_on_upcoming_reservations() -> Test
     Ok(())
 }
 
-fn item(id: Uuid, name: &str, available: bool) -> MenuItem {
+pub(crate) fn item(id: Uuid, name: &str, available: bool) -> MenuItem {
     MenuItem {
         id: id.into(),
         name: name.to_owned(),
@@ -125,7 +125,7 @@ fn item(id: Uuid, name: &str, available: bool) -> MenuItem {
 }
 
 /// Publishes a menu with one item, active and available, and waits until the view has it.
-async fn active_menu(app: &TestApp, menu: Uuid, dish: Uuid) -> anyhow::Result<()> {
+pub(crate) async fn active_menu(app: &TestApp, menu: Uuid, dish: Uuid) -> anyhow::Result<()> {
     let items = vec![item(dish, "Pie", true)];
     app.publish(&menu_event(
         menu,

@@ -1,9 +1,12 @@
 //! The happy paths: booking, reading, listing and every status change, with
 //! the events each publishes.
 
-use crate::helpers::{TestResult, booking, spawn_app, tomorrow_at};
+use crate::helpers::{TestResult, booking, open_all_day, spawn_app, spawn_with_clock, test_settings, tomorrow_at};
+use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
+use service_kit::clock::Clock;
 use std::time::Duration;
+use testkit::TestDb;
 
 #[tokio::test]
 async fn a_booking_is_pending_readable_and_published_with_the_request_id() -> TestResult {
@@ -60,9 +63,12 @@ async fn a_booking_is_pending_readable_and_published_with_the_request_id() -> Te
 }
 
 #[tokio::test]
-async fn confirm_and_complete_publish_once_each_and_repeating_them_changes_nothing() -> TestResult {
-    let app = spawn_app().await?;
-    let created = app.book(&booking(2, tomorrow_at(12))).await?;
+async fn confirm_seat_and_complete_publish_once_each_and_repeating_them_changes_nothing() -> TestResult {
+    let clock = Clock::manual(Utc::now());
+    let db = TestDb::new().await?;
+    let app = spawn_with_clock(test_settings(&db), db, open_all_day(), clock.clone()).await?;
+    let starts_at = tomorrow_at(12);
+    let created = app.book(&booking(2, starts_at)).await?;
     let path = format!("/api/v1/reservations/{}", created["id"].as_str().unwrap_or_default());
 
     let confirmed = app.patch_empty(&format!("{path}/confirm")).await?;
@@ -74,13 +80,18 @@ async fn confirm_and_complete_publish_once_each_and_repeating_them_changes_nothi
     let again: Value = app.patch_empty(&format!("{path}/confirm")).await?.json().await?;
     assert_eq!(again["version"], 2, "confirming twice is not a change");
 
+    clock.advance(starts_at - TimeDelta::minutes(30) - clock.now());
+    let seated: Value = app.patch_empty(&format!("{path}/seat")).await?.json().await?;
+    assert_eq!((seated["status"].as_str(), seated["version"].as_i64()), (Some("seated"), Some(3)));
     let completed: Value = app.patch_empty(&format!("{path}/complete")).await?.json().await?;
-    assert_eq!((completed["status"].as_str(), completed["version"].as_i64()), (Some("completed"), Some(3)));
+    assert_eq!((completed["status"].as_str(), completed["version"].as_i64()), (Some("completed"), Some(4)));
+    let again: Value = app.patch_empty(&format!("{path}/complete")).await?.json().await?;
+    assert_eq!(again["version"], 4, "completing twice is not a change");
 
-    let entries = testkit::stream::entries(&app.stream("reservation-events"), 3, Duration::from_secs(2)).await?;
+    let entries = testkit::stream::entries(&app.stream("reservation-events"), 4, Duration::from_secs(2)).await?;
     let types: Vec<&str> = entries.iter().map(|entry| entry.event_type.as_str()).collect();
-    assert_eq!(types, ["ReservationCreated", "ReservationConfirmed", "ReservationCompleted"]);
-    assert_eq!(entries.iter().map(|entry| entry.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(types, ["ReservationCreated", "ReservationConfirmed", "ReservationSeated", "ReservationCompleted"]);
+    assert_eq!(entries.iter().map(|entry| entry.version).collect::<Vec<_>>(), [1, 2, 3, 4]);
     Ok(())
 }
 

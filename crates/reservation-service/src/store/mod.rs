@@ -1,9 +1,13 @@
-//! The reservation tables: whole aggregates in and out, and the seat ledger
-//! that keeps the restaurant from being overbooked.
+//! The reservation tables: whole aggregates in and out with their status
+//! history; the seat ledger that keeps the restaurant from being
+//! overbooked ([`ledger`]); the restaurant's rules ([`rules`]).
+
+pub mod ledger;
+pub mod rules;
 
 use crate::domain::{
     CancelReason, Duration, Email, Guest, GuestName, ItemProblem, Notes, PartySize, Phone, PreOrderLine, Quantity,
-    Reservation, ReservationStatus,
+    Reservation, ReservationStatus, StatusChange,
 };
 use chrono::{DateTime, Utc};
 use events::{MenuItemId, ReservationId};
@@ -14,62 +18,30 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// The seat ledger's lock granularity: bookings that overlap in time share at
-/// least one quarter hour, so they take at least one lock in common.
-const LOCK_SLOT_MICROS: i64 = 15 * 60 * 1_000_000;
-
-/// Serializes the bookings that could compete for seats with one between
-/// `starts_at` and `ends_at`: takes a transaction-scoped advisory lock on
-/// every quarter hour the interval touches, in ascending order (so that two
-/// bookings never wait for each other crosswise). Bookings of other times
-/// proceed in parallel; several service instances share the locks through
-/// PostgreSQL. The lock key is namespaced by the schema.
+/// Serializes the bookings of one guest: takes a transaction-scoped lock
+/// on each of their contacts (email lower-cased, phone as its digits), in a
+/// fixed order, so that two bookings by the same guest cannot both pass the
+/// limit of upcoming bookings. Namespaced by the schema.
 ///
 /// # Errors
 /// PostgreSQL failed.
-pub async fn lock_seats(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> sqlx::Result<()> {
-    let first = starts_at.timestamp_micros().div_euclid(LOCK_SLOT_MICROS);
-    let last = (ends_at.timestamp_micros() - 1).div_euclid(LOCK_SLOT_MICROS);
+pub async fn lock_guest(tx: &mut PgConnection, guest: &Guest) -> sqlx::Result<()> {
+    let mut contacts: Vec<String> =
+        guest.email.iter().map(|email| format!("email:{}", email.as_str().to_lowercase())).collect();
+    if let Some(phone) = &guest.phone {
+        contacts.push(format!("phone:{}", phone.as_str().chars().filter(char::is_ascii_digit).collect::<String>()));
+    }
     sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtext(current_schema()), slot::int4)
-         FROM generate_series($1::int8, $2::int8) AS slot",
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(contact))
+         FROM unnest($1::text[]) AS contact ORDER BY hashtext(contact)",
     )
-    .bind(first)
-    .bind(last)
+    .bind(contacts)
     .execute(tx)
     .await?;
     Ok(())
 }
 
-/// The most seats held at any moment between `starts_at` and `ends_at` by
-/// pending and confirmed reservations. It sweeps the overlapping
-/// reservations' arrivals (from `starts_at` on) and departures (before
-/// `ends_at`) in time order, departures first at equal times, and keeps the
-/// highest running sum. Call it under [`lock_seats`].
-///
-/// # Errors
-/// PostgreSQL failed.
-pub async fn seats_taken(tx: &mut PgConnection, starts_at: DateTime<Utc>, ends_at: DateTime<Utc>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "WITH overlapping AS (
-             SELECT starts_at, ends_at, party_size FROM reservations
-             WHERE status IN ('pending', 'confirmed') AND tstzrange(starts_at, ends_at) && tstzrange($1, $2)
-         )
-         SELECT COALESCE(MAX(seated), 0)::int8 FROM (
-             SELECT SUM(change) OVER (ORDER BY at, change ROWS UNBOUNDED PRECEDING) AS seated FROM (
-                 SELECT GREATEST(starts_at, $1) AS at, party_size AS change FROM overlapping
-                 UNION ALL
-                 SELECT ends_at, -party_size FROM overlapping WHERE ends_at < $2
-             ) AS changes
-         ) AS occupancy",
-    )
-    .bind(starts_at)
-    .bind(ends_at)
-    .fetch_one(tx)
-    .await
-}
-
-/// Inserts a new reservation and its pre-order.
+/// Inserts a new reservation, its first status and its pre-order.
 ///
 /// # Errors
 /// PostgreSQL failed.
@@ -79,9 +51,15 @@ pub async fn insert(
     manage_token_hash: &[u8; 32],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO reservations (id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes,
-                                   status, cancel_reason, version, created_at, updated_at, manage_token_hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "WITH booked AS (
+             INSERT INTO reservations (id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes,
+                                       status, cancel_reason, version, created_at, updated_at, manage_token_hash,
+                                       expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             RETURNING id, version, status, created_at
+         )
+         INSERT INTO reservation_history (reservation_id, version, status, actor, at)
+         SELECT id, version, status, $16, created_at FROM booked",
     )
     .bind(reservation.id)
     .bind(reservation.guest.name.as_str())
@@ -97,6 +75,8 @@ pub async fn insert(
     .bind(reservation.created_at)
     .bind(reservation.updated_at)
     .bind(&manage_token_hash[..])
+    .bind(reservation.expires_at)
+    .bind(reservation.history.first().map_or("guest", |change| change.actor.as_str()))
     .execute(&mut *tx)
     .await?;
     if reservation.pre_order.is_empty() {
@@ -117,24 +97,74 @@ pub async fn insert(
     Ok(())
 }
 
-/// Writes a status change back.
+/// Writes a status change back, with its entry in the history (the last one
+/// [`Reservation::record`] added).
 ///
 /// # Errors
 /// PostgreSQL failed.
 pub async fn update_status(tx: &mut PgConnection, reservation: &Reservation) -> Result<(), StoreError> {
-    sqlx::query("UPDATE reservations SET status = $2, cancel_reason = $3, version = $4, updated_at = $5 WHERE id = $1")
-        .bind(reservation.id)
-        .bind(reservation.status.as_str())
-        .bind(reservation.cancel_reason.as_ref().map(CancelReason::as_str))
-        .bind(reservation.version)
-        .bind(reservation.updated_at)
-        .execute(tx)
-        .await?;
+    let change = reservation.history.last();
+    sqlx::query(
+        "WITH changed AS (
+             UPDATE reservations SET status = $2, cancel_reason = $3, version = $4, updated_at = $5 WHERE id = $1
+             RETURNING id
+         )
+         INSERT INTO reservation_history (reservation_id, version, status, actor, at)
+         SELECT id, $4, $2, $6, $7 FROM changed WHERE $6::text IS NOT NULL",
+    )
+    .bind(reservation.id)
+    .bind(reservation.status.as_str())
+    .bind(reservation.cancel_reason.as_ref().map(CancelReason::as_str))
+    .bind(reservation.version)
+    .bind(reservation.updated_at)
+    .bind(change.map(|change| change.actor.as_str()))
+    .bind(change.map_or(reservation.updated_at, |change| change.at))
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
+/// The pending reservations due to expire at `now` that no other
+/// transaction holds, locked, at most `limit`.
+///
+/// # Errors
+/// PostgreSQL failed or a stored value is invalid.
+pub async fn lock_due_for_expiry(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Reservation>, StoreError> {
+    let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reservations WHERE status = 'pending' AND expires_at <= $1
+         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    assemble(rows, tx).await
+}
+
+/// The stays of upcoming reservations that hold seats and start after `now`,
+/// for checking a schedule change against them: id, start, duration.
+///
+/// # Errors
+/// PostgreSQL failed.
+pub async fn upcoming_stays(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)>> {
+    sqlx::query_as(
+        "SELECT id, starts_at, ends_at FROM reservations
+         WHERE status IN ('pending', 'confirmed') AND starts_at > $1 ORDER BY starts_at, id",
+    )
+    .bind(now)
+    .fetch_all(tx)
+    .await
+}
+
 const COLUMNS: &str = "id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes, status,
-                       cancel_reason, version, created_at, updated_at";
+                       cancel_reason, version, created_at, updated_at, expires_at";
 
 #[derive(sqlx::FromRow)]
 struct ReservationRow {
@@ -151,6 +181,7 @@ struct ReservationRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 }
 
 impl Aggregate for Reservation {
@@ -239,6 +270,14 @@ struct LineRow {
 }
 
 #[derive(sqlx::FromRow)]
+struct HistoryRow {
+    reservation_id: Uuid,
+    status: String,
+    actor: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
 struct ProblemRow {
     reservation_id: Uuid,
     menu_item_id: Uuid,
@@ -264,9 +303,20 @@ async fn assemble(rows: Vec<ReservationRow>, connection: &mut PgConnection) -> R
         "SELECT reservation_id, menu_item_id, reason, detected_at FROM reservation_problems
          WHERE reservation_id = ANY($1) ORDER BY reservation_id, detected_at, menu_item_id",
         &ids,
+        &mut *connection,
+    )
+    .await?;
+    let history: Vec<HistoryRow> = fetch_for(
+        "SELECT reservation_id, status, actor, at FROM reservation_history
+         WHERE reservation_id = ANY($1) ORDER BY reservation_id, version",
+        &ids,
         connection,
     )
     .await?;
+    let mut history_of: HashMap<Uuid, Vec<HistoryRow>> = HashMap::new();
+    for change in history {
+        history_of.entry(change.reservation_id).or_default().push(change);
+    }
     let mut lines_of: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
     for line in lines {
         lines_of.entry(line.reservation_id).or_default().push(line);
@@ -280,7 +330,8 @@ async fn assemble(rows: Vec<ReservationRow>, connection: &mut PgConnection) -> R
             let id = row.id;
             let lines = lines_of.remove(&id).unwrap_or_default();
             let problems = problems_of.remove(&id).unwrap_or_default();
-            to_reservation(row, lines, problems).map_err(|detail| StoreError::Corrupt {
+            let history = history_of.remove(&id).unwrap_or_default();
+            to_reservation(row, lines, problems, history).map_err(|detail| StoreError::Corrupt {
                 entity: "reservation",
                 id,
                 detail,
@@ -296,7 +347,12 @@ where
     sqlx::query_as(sql).bind(ids).fetch_all(executor).await
 }
 
-fn to_reservation(row: ReservationRow, lines: Vec<LineRow>, problems: Vec<ProblemRow>) -> Result<Reservation, String> {
+fn to_reservation(
+    row: ReservationRow,
+    lines: Vec<LineRow>,
+    problems: Vec<ProblemRow>,
+    history: Vec<HistoryRow>,
+) -> Result<Reservation, String> {
     let text = |e: service_kit::values::ValueError| e.0;
     let minutes = (row.ends_at - row.starts_at).num_minutes();
     let guest = Guest {
@@ -330,6 +386,15 @@ fn to_reservation(row: ReservationRow, lines: Vec<LineRow>, problems: Vec<Proble
                 detected_at: problem.detected_at,
             })
             .collect(),
+        expires_at: row.expires_at,
+        history: history
+            .into_iter()
+            .map(|change| {
+                let status = ReservationStatus::parse(&change.status)
+                    .ok_or_else(|| format!("unknown status {:?} in the history", change.status))?;
+                Ok(StatusChange { status, actor: change.actor, at: change.at })
+            })
+            .collect::<Result<_, String>>()?,
         version: row.version,
         created_at: row.created_at,
         updated_at: row.updated_at,
