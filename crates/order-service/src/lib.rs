@@ -9,6 +9,7 @@
 //! transaction and return the event to append. Staff and guests use the API
 //! in [`http`]; the tables are in [`store`] ([`MIGRATIONS`]).
 
+pub mod dine_in;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -65,6 +66,7 @@ impl OrderSettings {
 /// The order service with its sagas: placing an order starts CreateOrder,
 /// asking to cancel starts CancelOrder; the replies of the inventory and the
 /// kitchen (`inventory-events`, `kitchen-events`) drive them and the orders,
+/// a seated party's pre-order (`reservation-events`) opens its dine-in order,
 /// a sweep re-sends what is not answered in time, and operators see and act
 /// on the sagas at `/api/v1/sagas`.
 ///
@@ -78,6 +80,7 @@ pub async fn build(settings: &Settings, own: &OrderSettings) -> anyhow::Result<A
     let replies = sagas::Replies::new(sagas::definitions(timing));
     service.consume::<events::InventoryEvent, _>(replies.clone());
     service.consume::<events::KitchenEvent, _>(replies);
+    service.consume::<events::ReservationEvent, _>(dine_in::SeatedParties::new(sagas::hooks(timing).placed));
     let sweeper =
         saga::Sweeper::new(service.consumer_pool().clone(), service.outbox().clone(), sagas::definitions(timing));
     let interval = std::time::Duration::from_millis(own.saga_sweep_interval_ms);

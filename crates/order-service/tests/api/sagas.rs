@@ -433,3 +433,61 @@ async fn the_order_service_killed_mid_saga_finishes_every_saga_when_it_is_back_a
     binary.kill().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_seated_party_s_pre_order_opens_its_dine_in_order_which_the_saga_approves() -> TestResult {
+    let r = restaurant(5, fast(), true).await?;
+    // The reservation service on the same streams, at a clock the test moves.
+    let reservation_db = TestDb::new().await?;
+    let prefix = r.settings.stream_prefix.clone();
+    let clock = service_kit::clock::Clock::manual(chrono::Utc::now());
+    let all_day = reservation_service::BookingSettings {
+        opening_hours: "00:00-24:00".to_owned(),
+        ..reservation_service::BookingSettings::default()
+    };
+    let reservations =
+        reservation_service::build_with_clock(&on_streams(&reservation_db, &prefix), &all_day, clock.clone()).await?;
+    let reservations =
+        Running::spawn(reservations.port()?, |cancel| reservations.run_until_stopped(cancel)).as_staff()?;
+    let day = chrono::TimeDelta::days(1);
+    let starts_at =
+        chrono::DurationRound::duration_trunc(chrono::Utc::now() + day, day)? + chrono::TimeDelta::hours(19);
+    let booking = json!({
+        "guest_name": "Ada", "guest_email": "ada@example.com", "party_size": 2, "starts_at": starts_at,
+        "pre_order": [{"menu_item_id": r.risotto.id, "quantity": 2}]
+    });
+    let booked = std::cell::RefCell::new(None);
+    testkit::eventually(WAIT, "the reservation service learns the menu and takes the pre-order", || async {
+        let response = reservations.post("/api/v1/reservations", &booking).await?;
+        if response.status() == 201 {
+            booked.replace(Some(response.json::<Value>().await?));
+        }
+        Ok(booked.borrow().is_some())
+    })
+    .await?;
+    let reservation = booked.into_inner().map(|body| id(&body)).unwrap_or_default();
+    reservations.patch_empty(&format!("/api/v1/reservations/{reservation}/confirm")).await?;
+    clock.advance(starts_at - chrono::TimeDelta::minutes(30) - clock.now());
+    let seated = reservations.patch_empty(&format!("/api/v1/reservations/{reservation}/seat")).await?;
+    anyhow::ensure!(seated.status() == 200, "seating: {}", seated.status());
+
+    let order_db = &r._dbs[0];
+    let order = std::cell::RefCell::new(None);
+    testkit::eventually(WAIT, "the dine-in order is opened", || async {
+        let found = sqlx::query_scalar::<_, Uuid>("SELECT id FROM orders WHERE reservation_id = $1")
+            .bind(Uuid::parse_str(&reservation)?)
+            .fetch_optional(&order_db.pool)
+            .await?;
+        order.replace(found);
+        Ok(order.borrow().is_some())
+    })
+    .await?;
+    let order = order.into_inner().map(|id| id.to_string()).unwrap_or_default();
+    let approved = r.until_status(&order, "approved").await?;
+    assert_eq!(approved["kind"], "dine_in");
+    assert_eq!(approved["reservation_id"], reservation);
+    assert_eq!(approved["lines"][0]["quantity"], 2);
+    assert_eq!(approved["total_cents"], 2900);
+    assert_eq!(r.rice().await?, (500, 200), "the pre-order's stock is held");
+    Ok(())
+}
