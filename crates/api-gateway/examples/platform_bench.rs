@@ -8,8 +8,13 @@
 //!    returning to the reservation service having applied the event (its
 //!    view of the item carries the new version), p50/p99 over many changes.
 //!
-//! It first deletes the bookings of its earlier runs (guest
-//! `bench@example.com`), so that runs do not fill the seats for the next.
+//! Bookings land on the restaurant's slots, spread over the next 80 days as
+//! `GET /api/v1/availability` lists them, each by its own guest (the limit of
+//! upcoming bookings per guest holds). For the run the restaurant gets
+//! 100,000 seats, so that capacity refuses nothing and the measure is the
+//! write path; its rules are put back afterwards. It first deletes the
+//! bookings of its earlier runs (guests `bench-…@example.com`) and counts the
+//! seat ledger again, so that runs do not fill the seats for the next.
 //! `scripts/bench-platform` starts the platform if needed and runs this.
 //! Settings: `GATEWAY_URL` (http://127.0.0.1:8080), `DATABASE_URL` (the
 //! platform's database), `RESERVATION_SCHEMA` (reservation), `BENCH_SECONDS`
@@ -49,18 +54,17 @@ async fn main() -> anyhow::Result<()> {
     println!("platform benchmark via {gateway}: {clients} clients, {seconds} s, {cores} CPUs");
     let schema = setting("RESERVATION_SCHEMA", "reservation".to_owned());
     let reservations = connect_to_schema(&database, &schema).await?;
-    // Earlier runs' bookings would fill the seats and slow the capacity
-    // check run after run: every run starts from the same state.
-    let removed = sqlx::query("DELETE FROM reservations WHERE guest_email = $1")
-        .bind(BENCH_GUEST_EMAIL)
-        .execute(&reservations)
-        .await?
-        .rows_affected();
-    // What the delete left behind would slow the index scans until vacuumed.
-    sqlx::query("VACUUM (ANALYZE) reservations").execute(&reservations).await?;
+    let removed = remove_earlier_bookings(&reservations).await?;
     println!("  removed {removed} bookings of earlier runs");
+    let rules = Rules::widen(&client, &gateway).await?;
+    let slots = slots_ahead(&client, &gateway, 80).await?;
+    println!("  booking {} slots over the next 80 days", slots.len());
 
-    let (rate, latency, refused) = booking_rate(&client, &gateway, clients, seconds).await?;
+    let measured = booking_rate(&client, &gateway, &slots, clients, seconds).await;
+    let removed = remove_earlier_bookings(&reservations).await?;
+    rules.restore(&client, &gateway).await?;
+    println!("  removed its {removed} bookings and put the restaurant's rules back");
+    let (rate, latency, refused) = measured?;
     let database_name = database.rsplit('/').next().unwrap_or("restaurant_platform").to_owned();
     let pgbench = testkit::bench::pgbench_two_inserts(&database_name, clients, seconds)?;
     println!(
@@ -85,8 +89,60 @@ fn millis(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1000.0
 }
 
-/// The email of every booking the benchmark makes.
-const BENCH_GUEST_EMAIL: &str = "bench@example.com";
+/// The emails of the benchmark's guests: `bench-<n>@example.com`.
+const BENCH_GUESTS: &str = "bench-%@example.com";
+
+/// Deletes the benchmark's bookings and counts the seat ledger again from
+/// what is left, so that every run starts from the same state; returns how
+/// many were deleted.
+async fn remove_earlier_bookings(reservations: &sqlx::PgPool) -> anyhow::Result<u64> {
+    let mut tx = reservations.begin().await?;
+    let removed = sqlx::query("DELETE FROM reservations WHERE guest_email LIKE $1 OR guest_email = 'bench@example.com'")
+        .bind(BENCH_GUESTS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    reservation_service::store::ledger::recount(&mut tx).await?;
+    tx.commit().await?;
+    // What the delete left behind would slow the index scans until vacuumed.
+    sqlx::query("VACUUM (ANALYZE) reservations").execute(reservations).await?;
+    sqlx::query("VACUUM (ANALYZE) seat_ledger").execute(reservations).await?;
+    Ok(removed)
+}
+
+/// The restaurant's rules as they were before the run.
+struct Rules(Value);
+
+impl Rules {
+    /// Gives the restaurant 100,000 seats for the run; the rules before.
+    async fn widen(client: &reqwest::Client, gateway: &str) -> anyhow::Result<Self> {
+        let url = format!("{gateway}/api/v1/restaurant");
+        let before: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+        let mut wide = before.clone();
+        wide["seats"] = json!(100_000);
+        client.put(&url).json(&wide).send().await?.error_for_status()?;
+        Ok(Self(before))
+    }
+
+    async fn restore(&self, client: &reqwest::Client, gateway: &str) -> anyhow::Result<()> {
+        client.put(format!("{gateway}/api/v1/restaurant")).json(&self.0).send().await?.error_for_status()?;
+        Ok(())
+    }
+}
+
+/// Every bookable start of the next `days` days for a party of two.
+async fn slots_ahead(client: &reqwest::Client, gateway: &str, days: i64) -> anyhow::Result<Vec<String>> {
+    let mut slots = Vec::new();
+    for day in 1..=days {
+        let date = (Utc::now() + TimeDelta::days(day)).date_naive();
+        let url = format!("{gateway}/api/v1/availability?date={date}&party_size=2");
+        let day: Value = client.get(url).send().await?.error_for_status()?.json().await?;
+        let starts = day["slots"].as_array().into_iter().flatten().filter_map(|slot| slot["starts_at"].as_str());
+        slots.extend(starts.map(str::to_owned));
+    }
+    anyhow::ensure!(!slots.is_empty(), "the restaurant has no bookable slot in the next {days} days");
+    Ok(slots)
+}
 
 /// A pool on the reservation service's schema, for reading its view and
 /// removing the benchmark's bookings.
@@ -95,16 +151,16 @@ async fn connect_to_schema(database: &str, schema: &str) -> anyhow::Result<sqlx:
     Ok(PgPoolOptions::new().max_connections(1).connect_with(options).await?)
 }
 
-/// A booking of one guest at a random minute of the next 80 days, so that
-/// bookings rarely compete for seats and the measure is the write path.
-fn random_booking() -> Value {
-    let minutes = rand::rng().random_range(60..80 * 24 * 60);
+/// A booking for two by a guest of its own at a random one of `slots`.
+fn random_booking(slots: &[String]) -> Value {
+    let mut random = rand::rng();
+    let starts_at = &slots[random.random_range(0..slots.len())];
+    let guest: u64 = random.random();
     json!({
         "guest_name": "Bench Guest",
-        "guest_email": BENCH_GUEST_EMAIL,
-        "party_size": 1,
-        "starts_at": Utc::now() + TimeDelta::minutes(minutes),
-        "duration_minutes": 60,
+        "guest_email": format!("bench-{guest}@example.com"),
+        "party_size": 2,
+        "starts_at": starts_at,
     })
 }
 
@@ -113,24 +169,26 @@ fn random_booking() -> Value {
 async fn booking_rate(
     client: &reqwest::Client,
     gateway: &str,
+    slots: &[String],
     clients: usize,
     seconds: u32,
 ) -> anyhow::Result<(f64, Histogram<u64>, usize)> {
     let url = format!("{gateway}/api/v1/reservations");
     for _ in 0..200 {
-        client.post(&url).json(&random_booking()).send().await?.error_for_status()?;
+        client.post(&url).json(&random_booking(slots)).send().await?.error_for_status()?;
     }
+    let slots: Arc<[String]> = slots.into();
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let started = Instant::now();
     let until = started + Duration::from_secs(u64::from(seconds));
     let workers = (0..clients).map(|_| {
-        let (client, url, latency) = (client.clone(), url.clone(), latency.clone());
+        let (client, url, latency, slots) = (client.clone(), url.clone(), latency.clone(), slots.clone());
         tokio::spawn(async move {
             let (mut created, mut refused) = (0usize, 0usize);
             let mut own = Histogram::<u64>::new(3)?;
             while Instant::now() < until {
                 let sent = Instant::now();
-                let response = client.post(&url).json(&random_booking()).send().await?;
+                let response = client.post(&url).json(&random_booking(&slots)).send().await?;
                 own.record(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX))?;
                 if response.status() == 201 { created += 1 } else { refused += 1 }
             }
