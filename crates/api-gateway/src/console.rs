@@ -1,7 +1,10 @@
 //! The staff console, served at `/console/`: static pages written by hand,
 //! compiled into the gateway, loading nothing from anywhere else (kitchens
 //! are often offline). The pages call the platform's API through this
-//! gateway with the staff token they were given.
+//! gateway with the staff token they were given: the kitchen display, and
+//! for operators the live events, the consumer groups with their dead
+//! letters, and the sagas ([`crate::operator`], the order service's
+//! `/api/v1/sagas`).
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,7 +18,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ("js/app.js", "text/javascript; charset=utf-8", include_str!("../console/js/app.js")),
     ("js/api.js", "text/javascript; charset=utf-8", include_str!("../console/js/api.js")),
     ("js/feed.js", "text/javascript; charset=utf-8", include_str!("../console/js/feed.js")),
+    ("js/view.js", "text/javascript; charset=utf-8", include_str!("../console/js/view.js")),
     ("js/kitchen.js", "text/javascript; charset=utf-8", include_str!("../console/js/kitchen.js")),
+    ("js/events.js", "text/javascript; charset=utf-8", include_str!("../console/js/events.js")),
+    ("js/groups.js", "text/javascript; charset=utf-8", include_str!("../console/js/groups.js")),
+    ("js/sagas.js", "text/javascript; charset=utf-8", include_str!("../console/js/sagas.js")),
 ];
 
 /// Only this origin: no script, style, image or connection elsewhere.

@@ -20,7 +20,9 @@
 //! The gateway's own endpoints ([`operations`]) are `/health`, `/ready`
 //! (the gateway itself serves), `/status` (every upstream's `/ready`),
 //! `/metrics`, `/api-docs/openapi.json` (all services' documents merged)
-//! and Swagger UI at `/docs`.
+//! and Swagger UI at `/docs`; the operators' view of the streams
+//! ([`operator`]: events, consumer groups, dead letters) and the staff
+//! console ([`console`]) are served beside them.
 
 #![deny(missing_docs)]
 
@@ -32,6 +34,7 @@ pub mod console;
 pub mod cors;
 pub mod gateway;
 pub mod operations;
+pub mod operator;
 pub mod proxy;
 pub mod rate_limit;
 pub mod route_metrics;
@@ -52,6 +55,8 @@ pub struct Application {
     listener: TcpListener,
     gateway: Arc<gateway::Gateway>,
     local_limits: Arc<rate_limit::LocalLimits>,
+    /// Fires when the gateway stops, ending the operator API's live feeds.
+    stopping: CancellationToken,
 }
 
 impl Application {
@@ -64,10 +69,11 @@ impl Application {
     pub async fn build(settings: &GatewaySettings) -> anyhow::Result<Self> {
         service_kit::http::metrics();
         let local_limits = rate_limit::LocalLimits::new(&settings.rate_limits)?;
-        let gateway = Arc::new(worker(settings, &local_limits)?);
+        let stopping = CancellationToken::new();
+        let gateway = Arc::new(worker(settings, &local_limits, &stopping)?);
         let port = settings.server_port;
         let listener = server::bind(port).with_context(|| format!("binding port {port}"))?;
-        Ok(Self { settings: settings.clone(), listener, gateway, local_limits })
+        Ok(Self { settings: settings.clone(), listener, gateway, local_limits, stopping })
     }
 
     /// The port it listens on (useful when built with port 0).
@@ -89,6 +95,12 @@ impl Application {
     /// A further worker could not start.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let port = self.port()?;
+        let stopping = self.stopping.clone();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            stopping.cancel();
+        });
         let mut threads = Vec::new();
         for number in 1..self.settings.worker_count() {
             let (settings, cancel, local_limits) = (self.settings.clone(), cancel.clone(), self.local_limits.clone());
@@ -97,7 +109,7 @@ impl Application {
             let thread = std::thread::Builder::new().name(format!("gateway-worker-{number}")).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 runtime.block_on(async move {
-                    let gateway = Arc::new(worker(&settings, &local_limits)?);
+                    let gateway = Arc::new(worker(&settings, &local_limits, &cancel)?);
                     server::serve(TcpListener::from_std(listener)?, gateway, cancel).await;
                     anyhow::Ok(())
                 })
@@ -116,8 +128,13 @@ impl Application {
 
 /// One worker's gateway: the routes, a proxy with its own connection pool,
 /// its own Redis connection for the rate limits (the local limiters are the
-/// instance's), its connection caps, and the operational endpoints.
-fn worker(settings: &GatewaySettings, local_limits: &Arc<rate_limit::LocalLimits>) -> anyhow::Result<gateway::Gateway> {
+/// instance's), its connection caps, and the operational endpoints with the
+/// operator API, whose live feeds end when `stopping` fires.
+fn worker(
+    settings: &GatewaySettings,
+    local_limits: &Arc<rate_limit::LocalLimits>,
+    stopping: &CancellationToken,
+) -> anyhow::Result<gateway::Gateway> {
     let routes = routes::Routes::new(settings)?;
     let body = admission::BodyPolicy {
         buffer_bytes: settings.client_body_buffer_bytes,
@@ -131,10 +148,17 @@ fn worker(settings: &GatewaySettings, local_limits: &Arc<rate_limit::LocalLimits
     } else {
         None
     };
-    let operations = operations::router(&routes, rate_limits.clone());
+    let verifier = service_kit::auth::Verifier::from_settings(&settings.auth)?;
+    let operator = operator::Operator::new(
+        redis::Client::open(settings.redis_url()).context("the Redis URL")?,
+        &settings.streams(),
+        std::time::Duration::from_secs(settings.stream_min_age_seconds),
+        stopping.clone(),
+    );
+    let operations = operations::router(&routes, rate_limits.clone(), operator::router(operator, verifier.clone()));
     let connections =
         admission::ConnectionLimits::new(settings.max_connections_per_worker, settings.max_connections_per_client);
-    let screen = auth::Screen::new(service_kit::auth::Verifier::from_settings(&settings.auth)?);
+    let screen = auth::Screen::new(verifier);
     Ok(gateway::Gateway::new(routes, proxy, operations, cors, screen)
         .with_rate_limits(rate_limits)
         .with_connection_limits(connections))

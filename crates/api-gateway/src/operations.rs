@@ -37,9 +37,10 @@ struct Upstreams {
     rate_limits: Option<Arc<RateLimiter>>,
 }
 
-/// The operational router; `/docs` loads the merged document. `/status`
-/// reports the Redis link of `rate_limits`, this worker's limiter.
-pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>) -> Router {
+/// The operational router, with the `operator` API and the console beside
+/// it; `/docs` loads the merged document. `/status` reports the Redis link
+/// of `rate_limits`, this worker's limiter.
+pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>, operator: Router) -> Router {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CHECK_WITHIN));
     let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(300)).build(connector);
@@ -54,6 +55,7 @@ pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>) -> Router 
         .route("/api-docs/openapi.json", get(openapi))
         .with_state(state)
         .merge(docs)
+        .merge(operator)
         .merge(crate::console::router())
         .fallback(|| async { Problem::not_found("no service serves this path") })
         .method_not_allowed_fallback(|| async {
@@ -117,7 +119,9 @@ struct GatewayDoc;
 /// it is always the running services' own. A service that cannot be reached
 /// is named in `x-unavailable-services`.
 async fn openapi(State(upstreams): State<Upstreams>) -> Response {
-    let own = service_kit::openapi::complete(<GatewayDoc as utoipa::OpenApi>::openapi());
+    let mut own = <GatewayDoc as utoipa::OpenApi>::openapi();
+    own.merge(<crate::operator::ApiDoc as utoipa::OpenApi>::openapi());
+    let own = service_kit::openapi::complete(own);
     let mut document = serde_json::to_value(own).unwrap_or_else(|_| json!({}));
     if let Some(ready) = document.pointer_mut("/paths/~1ready/get") {
         ready["description"] = json!("The gateway serves; /status says which services behind it are ready.");

@@ -64,6 +64,14 @@ pub struct GatewaySettings {
     /// How staff tokens are verified (`AUTH_*`, as for the services).
     #[command(flatten)]
     pub auth: service_kit::auth::AuthSettings,
+    /// The services' stream prefix, for the operator API's view of the
+    /// streams (in the Redis of `REDIS_*`).
+    #[arg(long, env = "STREAM_PREFIX", default_value = "")]
+    pub stream_prefix: String,
+    /// The services' `STREAM_MIN_AGE_SECONDS`, for the operator API to say
+    /// where retention would trim.
+    #[arg(long, env = "STREAM_MIN_AGE_SECONDS", default_value_t = 86_400)]
+    pub stream_min_age_seconds: u64,
 }
 
 /// Rate limits: a GCRA budget per client and route class, `*_PER_MINUTE`
@@ -143,7 +151,16 @@ impl GatewaySettings {
             max_connections_per_worker: 10_000,
             max_connections_per_client: 256,
             auth: service_kit::auth::AuthSettings::for_tests(),
+            stream_prefix: String::new(),
+            stream_min_age_seconds: 86_400,
         }
+    }
+
+    /// The same settings with the services' streams under `prefix`.
+    #[must_use]
+    pub fn with_stream_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.stream_prefix = prefix.into();
+        self
     }
 
     /// The same settings with service `name` at `url`.
@@ -179,6 +196,11 @@ impl GatewaySettings {
     /// The Redis URL.
     pub fn redis_url(&self) -> String {
         self.redis.url()
+    }
+
+    /// Where the services' streams are.
+    pub fn streams(&self) -> events::Streams {
+        events::Streams::with_prefix(self.stream_prefix.clone())
     }
 
     /// How long a client may take to send a request body: [`GatewaySettings::client_body_timeout_ms`].

@@ -207,20 +207,12 @@ pub async fn redrive(
         let Some(last) = page.ids.last() else { break };
         start = format!("({}", last.id);
         for entry in &page.ids {
-            let (Some(source), Some(failed_group)) = (entry.get::<String>(SOURCE_STREAM), entry.get::<String>(GROUP))
-            else {
-                continue;
-            };
-            if group.is_some_and(|group| group != failed_group) {
+            if group.is_some_and(|group| entry.get::<String>(GROUP).is_none_or(|failed| failed != group)) {
                 continue;
             }
-            let mut script = redis::cmd("EVAL");
-            script.arg(REDRIVE).arg(2).arg(dead_letter_stream).arg(&source).arg(&entry.id);
-            for (name, value) in original_fields(&entry.map) {
-                script.arg(name).arg(value);
+            if move_back(redis, dead_letter_stream, entry).await? {
+                moved += 1;
             }
-            script.arg(REDRIVEN_FOR).arg(&failed_group).query_async::<()>(redis).await?;
-            moved += 1;
             if moved == count {
                 break;
             }
@@ -230,4 +222,51 @@ pub async fn redrive(
         }
     }
     Ok(moved)
+}
+
+/// Moves dead letter `entry_id` back onto its source stream, as [`redrive`]
+/// does, for the group that gave up on it. Returns `false` if there is no
+/// such letter (or it does not say where it came from).
+///
+/// # Errors
+/// Redis failed, or `entry_id` is not an entry id; the letter stays.
+pub async fn redrive_entry(
+    redis: &mut MultiplexedConnection,
+    dead_letter_stream: &str,
+    entry_id: &str,
+) -> Result<bool, RedisError> {
+    let found: StreamRangeReply =
+        redis::cmd("XRANGE").arg(dead_letter_stream).arg(entry_id).arg(entry_id).query_async(redis).await?;
+    match found.ids.first() {
+        Some(entry) => move_back(redis, dead_letter_stream, entry).await,
+        None => Ok(false),
+    }
+}
+
+/// Puts one dead letter back on its source stream marked for its group and
+/// deletes it, atomically ([`REDRIVE`]); `false` if it names no source
+/// stream or group.
+async fn move_back(
+    redis: &mut MultiplexedConnection,
+    dead_letter_stream: &str,
+    entry: &StreamId,
+) -> Result<bool, RedisError> {
+    let (Some(source), Some(failed_group)) = (entry.get::<String>(SOURCE_STREAM), entry.get::<String>(GROUP)) else {
+        return Ok(false);
+    };
+    let mut script = redis::cmd("EVAL");
+    script.arg(REDRIVE).arg(2).arg(dead_letter_stream).arg(&source).arg(&entry.id);
+    for (name, value) in original_fields(&entry.map) {
+        script.arg(name).arg(value);
+    }
+    script.arg(REDRIVEN_FOR).arg(&failed_group).query_async::<()>(redis).await?;
+    Ok(true)
+}
+
+/// How many dead letters `dead_letter_stream` holds.
+///
+/// # Errors
+/// Redis failed, or the key is not a stream.
+pub async fn count(redis: &mut MultiplexedConnection, dead_letter_stream: &str) -> Result<u64, RedisError> {
+    redis::cmd("XLEN").arg(dead_letter_stream).query_async(redis).await
 }

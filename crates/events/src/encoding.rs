@@ -41,7 +41,7 @@ pub struct EncodedEvent {
 }
 
 /// Why an entry could not be turned into an event.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The entry lacks one of the seven fields.
     #[error("the entry has no `{0}` field")]

@@ -35,6 +35,12 @@
 //!    for replay, so a consuming service that is down loses nothing; only an
 //!    operator's hard cap can trim past a group, and it says so loudly.
 //!
+//! # Seeing inside
+//!
+//! Operators read the streams through [`inspect`]: entries decoded and
+//! filtered, each stream's groups, consumers, dead letters and trim point.
+//! `platform-ctl` and the console's pages show the same through it.
+//!
 //! # Ordering
 //!
 //! Events of one aggregate are appended in version order and published in the
@@ -80,6 +86,7 @@ pub mod envelope;
 pub mod fault;
 pub mod ids;
 pub mod inbox;
+pub mod inspect;
 pub mod inventory;
 pub mod kitchen;
 pub mod menu;

@@ -300,6 +300,43 @@ pub async fn groups(connection: &mut MultiplexedConnection, stream: &str) -> Res
     Ok(groups)
 }
 
+/// Where a trim of a stream would stop now, and why: what [`trim`] trims
+/// below, as an operator sees it without trimming anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrimPoint {
+    /// The safe trim point: every entry below it may go, none from it on.
+    pub at: EntryId,
+    /// What keeps it from going further: the group furthest behind, or the
+    /// minimum age.
+    pub held_back: HeldBack,
+    /// Every group of the stream as it was found.
+    pub groups: Vec<GroupState>,
+}
+
+/// The safe trim point of `stream` now: the lower of what every group is
+/// done with ([`holding_back`]) and the age bound of `min_age`, by the
+/// Redis clock. See the module docs.
+///
+/// # Errors
+/// Redis failed, or `stream` is not a stream.
+pub async fn trim_point(
+    connection: &mut MultiplexedConnection,
+    stream: &str,
+    min_age: Duration,
+) -> Result<TrimPoint, RedisError> {
+    // The age bound is taken before the groups are read: older is safer.
+    let age_bound = age_bound(connection, min_age).await?;
+    let groups = groups(connection, stream).await?;
+    let (at, held_back) = match holding_back(&groups) {
+        Some(group) if group.needs_from() < age_bound => (
+            group.needs_from(),
+            HeldBack::Group { name: group.name.clone(), at: group.needs_from(), pending: group.pending },
+        ),
+        _ => (age_bound, HeldBack::MinAge { at: age_bound }),
+    };
+    Ok(TrimPoint { at, held_back, groups })
+}
+
 /// Trims `stream` once: below what every group has acknowledged and what is
 /// older than `min_age`, then to the hard cap if one is set; records the
 /// metrics and logs what the hard cap took from a group. See the module docs.
@@ -313,16 +350,7 @@ pub async fn trim(
     stream: &str,
     config: &RetentionConfig,
 ) -> Result<TrimReport, RedisError> {
-    // The age bound is taken before the groups are read: older is safer.
-    let age_bound = age_bound(connection, config.min_age).await?;
-    let groups = groups(connection, stream).await?;
-    let (trimmed_to, held_back) = match holding_back(&groups) {
-        Some(group) if group.needs_from() < age_bound => (
-            group.needs_from(),
-            HeldBack::Group { name: group.name.clone(), at: group.needs_from(), pending: group.pending },
-        ),
-        _ => (age_bound, HeldBack::MinAge { at: age_bound }),
-    };
+    let TrimPoint { at: trimmed_to, held_back, groups } = trim_point(connection, stream, config.min_age).await?;
     let trimmed: u64 =
         redis::cmd("XTRIM").arg(stream).arg("MINID").arg(trimmed_to.to_string()).query_async(connection).await?;
     let mut length: u64 = redis::cmd("XLEN").arg(stream).query_async(connection).await?;
@@ -508,14 +536,14 @@ impl Retention {
 }
 
 /// The stream's length and its first and last entries.
-struct Extent {
-    length: u64,
-    first: Option<EntryId>,
-    last: Option<EntryId>,
+pub(crate) struct Extent {
+    pub(crate) length: u64,
+    pub(crate) first: Option<EntryId>,
+    pub(crate) last: Option<EntryId>,
 }
 
 impl Extent {
-    async fn of(connection: &mut MultiplexedConnection, stream: &str) -> Result<Self, RedisError> {
+    pub(crate) async fn of(connection: &mut MultiplexedConnection, stream: &str) -> Result<Self, RedisError> {
         let (length, first, last): (u64, StreamRangeReply, StreamRangeReply) = redis::pipe()
             .cmd("XLEN")
             .arg(stream)
@@ -638,7 +666,7 @@ async fn age_bound(connection: &mut MultiplexedConnection, min_age: Duration) ->
     Ok(EntryId { ms: now_ms.saturating_sub(min_age_ms), seq: 0 })
 }
 
-fn parse_id(text: &str) -> Result<EntryId, RedisError> {
+pub(crate) fn parse_id(text: &str) -> Result<EntryId, RedisError> {
     text.parse().map_err(|error: InvalidEntryId| {
         RedisError::from((redis::ErrorKind::Parse, "unexpected stream entry id", error.to_string()))
     })

@@ -2,11 +2,9 @@
 
 use events::dead_letter::{self, DeadLetter};
 use events::encoding::dead_letter_stream;
-use events::retention::{self, HeldBack};
-use events::{EncodedEvent, Streams};
-use redis::Value;
+use events::retention::{self, EntryId, HeldBack};
+use events::{Streams, inspect};
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamId, StreamReadReply};
 use std::io::Write;
 use std::time::Duration;
 
@@ -25,11 +23,11 @@ async fn connect(client: &redis::Client, blocking: bool) -> anyhow::Result<Multi
 
 /// One entry on one line: id, stream, type, aggregate, version, correlation,
 /// source; then the payload. An entry that is not an event shows its fields.
-pub fn describe(stream: &str, entry: &StreamId) -> String {
-    match EncodedEvent::from_fields(&entry.map) {
+pub fn describe(entry: &inspect::Entry) -> String {
+    let stream = &entry.stream;
+    match &entry.event {
         Ok(event) => {
-            let metadata: serde_json::Value = serde_json::from_str(&event.metadata).unwrap_or_default();
-            let text = |key: &str| metadata[key].as_str().unwrap_or("-").to_owned();
+            let text = |key: &str| entry.metadata[key].as_str().unwrap_or("-").to_owned();
             format!(
                 "{id}  {stream}  {kind}  aggregate={aggregate} version={version} correlation={correlation} \
                  causation={causation} source={source} at={at}\n    {data}",
@@ -45,16 +43,10 @@ pub fn describe(stream: &str, entry: &StreamId) -> String {
             )
         }
         Err(error) => {
-            let mut fields: Vec<String> =
-                entry.map.iter().map(|(name, value)| format!("{name}={}", show(value))).collect();
-            fields.sort();
+            let fields: Vec<String> = entry.fields.iter().map(|(name, value)| format!("{name}={value}")).collect();
             format!("{}  {stream}  (not an event: {error})\n    {}", entry.id, fields.join(" "))
         }
     }
-}
-
-fn show(value: &Value) -> String {
-    redis::from_redis_value_ref::<String>(value).unwrap_or_else(|_| format!("{value:?}"))
 }
 
 /// Prints entries of `streams` as they arrive (with `from_start`, those
@@ -70,44 +62,24 @@ pub async fn tail(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut connection = connect(client, true).await?;
-    let mut positions: Vec<String> = Vec::with_capacity(streams.len());
-    for stream in streams {
-        let last = if from_start {
-            "0-0".to_owned()
-        } else {
-            let info: Option<Value> =
-                redis::cmd("XINFO").arg("STREAM").arg(stream).query_async(&mut connection).await.ok();
-            info.and_then(|info| last_generated_id(&info)).unwrap_or_else(|| "0-0".to_owned())
-        };
-        positions.push(last);
-    }
+    let mut positions = if from_start {
+        vec![EntryId::ZERO; streams.len()]
+    } else {
+        inspect::last_ids(&mut connection, streams).await?
+    };
     let mut printed = 0;
     loop {
-        let mut read = redis::cmd("XREAD");
-        read.arg("COUNT").arg(100).arg("BLOCK").arg(1000).arg("STREAMS").arg(streams).arg(&positions);
-        let reply: Option<StreamReadReply> = read.query_async(&mut connection).await?;
-        for key in reply.map(|reply| reply.keys).unwrap_or_default() {
-            let Some(index) = streams.iter().position(|stream| *stream == key.key) else { continue };
-            for entry in &key.ids {
-                writeln!(out, "{}", describe(&key.key, entry))?;
-                positions[index].clone_from(&entry.id);
-                printed += 1;
-                if count.is_some_and(|count| printed >= count) {
-                    return Ok(out.flush()?);
-                }
+        let entries =
+            inspect::read_after(&mut connection, streams, &mut positions, 100, Some(Duration::from_secs(1))).await?;
+        for entry in &entries {
+            writeln!(out, "{}", describe(entry))?;
+            printed += 1;
+            if count.is_some_and(|count| printed >= count) {
+                return Ok(out.flush()?);
             }
         }
         out.flush()?;
     }
-}
-
-fn last_generated_id(info: &Value) -> Option<String> {
-    let fields: Vec<Value> = match info {
-        Value::Array(fields) => fields.clone(),
-        Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
-        _ => return None,
-    };
-    fields.chunks(2).find(|pair| show(&pair[0]) == "last-generated-id").map(|pair| show(&pair[1]))
 }
 
 /// Prints, per stream, its length and dead letters, then each consumer group's
@@ -116,17 +88,21 @@ fn last_generated_id(info: &Value) -> Option<String> {
 ///
 /// # Errors
 /// Redis failed or the output is closed.
-pub async fn groups(client: &redis::Client, streams: &[String], out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn groups(
+    client: &redis::Client,
+    streams: &[String],
+    min_age: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let mut connection = connect(client, false).await?;
     for stream in streams {
-        let length: usize = redis::cmd("XLEN").arg(stream).query_async(&mut connection).await?;
-        let dead: usize = redis::cmd("XLEN").arg(dead_letter_stream(stream)).query_async(&mut connection).await?;
-        writeln!(out, "{stream}: {length} entries, {dead} dead letters")?;
-        let groups = retention::groups(&mut connection, stream).await?;
+        let overview = inspect::overview(&mut connection, stream, min_age).await?;
+        writeln!(out, "{stream}: {} entries, {} dead letters", overview.length, overview.dead_letters)?;
+        let groups = &overview.trim.groups;
         if groups.is_empty() {
             writeln!(out, "  no consumer groups: trimmed by age alone")?;
         }
-        for group in &groups {
+        for group in groups {
             let lag = group.lag.map_or_else(|| "unknown".to_owned(), |lag| lag.to_string());
             let oldest = group.oldest_pending.map_or_else(|| "-".to_owned(), |id| id.to_string());
             writeln!(
@@ -134,10 +110,22 @@ pub async fn groups(client: &redis::Client, streams: &[String], out: &mut impl W
                 "  group {}: {} consumers, {} pending, lag {lag}, oldest pending {oldest}, last delivered {}",
                 group.name, group.consumers, group.pending, group.last_delivered
             )?;
+            for consumer in overview.consumers.iter().filter(|consumer| consumer.group == group.name) {
+                writeln!(
+                    out,
+                    "    consumer {}: {} pending, idle {}s",
+                    consumer.name,
+                    consumer.pending,
+                    consumer.idle.as_secs()
+                )?;
+            }
         }
-        if let Some(group) = retention::holding_back(&groups) {
+        if let Some(group) = retention::holding_back(groups) {
             let held = HeldBack::Group { name: group.name.clone(), at: group.needs_from(), pending: group.pending };
             writeln!(out, "  {held}")?;
+            if let HeldBack::MinAge { at } = overview.trim.held_back {
+                writeln!(out, "  (the minimum age of {}s keeps everything from {at} for now)", min_age.as_secs())?;
+            }
         }
     }
     Ok(())
@@ -215,6 +203,25 @@ pub async fn redrive(
     let mut connection = connect(client, false).await?;
     let moved = dead_letter::redrive(&mut connection, &dead_letter_stream(stream), count, group).await?;
     writeln!(out, "re-drove {moved} dead letters onto {stream}")?;
+    Ok(())
+}
+
+/// Moves the one dead letter `entry_id` of `stream` back onto it.
+///
+/// # Errors
+/// Redis failed, there is no such letter, or the output is closed.
+pub async fn redrive_entry(
+    client: &redis::Client,
+    stream: &str,
+    entry_id: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut connection = connect(client, false).await?;
+    anyhow::ensure!(
+        dead_letter::redrive_entry(&mut connection, &dead_letter_stream(stream), entry_id).await?,
+        "{stream} has no dead letter {entry_id}"
+    );
+    writeln!(out, "re-drove dead letter {entry_id} onto {stream}")?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! platform-ctl dead-letters menu-events   # what reservation-service gave up on, and why
 //! platform-ctl redrive menu-events        # put them back on menu-events, each for its group
 //! platform-ctl redrive menu-events --group reservation-service
+//! platform-ctl redrive menu-events --entry 1764626400000-0   # one letter, by its id on menu-events.dlq
 //! platform-ctl auth init                  # an Ed25519 key pair in ~/.config/restaurant-platform
 //! platform-ctl token --scope menus:write --ttl 8h --subject alice
 //! platform-ctl services                   # name, port, schema and routes of every service
@@ -62,6 +63,9 @@ enum Command {
     Groups {
         /// Streams to show, without prefix; every event stream if none.
         streams: Vec<String>,
+        /// The services' STREAM_MIN_AGE_SECONDS: history retention keeps whatever the groups say.
+        #[arg(long, env = "STREAM_MIN_AGE_SECONDS", default_value_t = 86_400)]
+        min_age_seconds: u64,
     },
     /// Deletes a retired consumer group, so that it no longer holds trimming back. Its pending entries
     /// are forgotten; a consumer of it still running would create it again and replay the stream.
@@ -87,8 +91,11 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         count: usize,
         /// Only the letters of this consumer group.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "entry")]
         group: Option<String>,
+        /// Only this one letter: its entry id on the dead-letter stream, as `dead-letters` shows it.
+        #[arg(long)]
+        entry: Option<String>,
     },
     /// Lists the platform's services, one per line: name, port, schema and
     /// the gateway's path prefixes for it, separated by tabs (what `scripts/run` starts).
@@ -157,8 +164,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Tail { streams: names, from_start, count } => {
             commands::tail(&client, &commands::stream_names(&streams, &names), from_start, count, &mut out).await
         }
-        Command::Groups { streams: names } => {
-            commands::groups(&client, &commands::stream_names(&streams, &names), &mut out).await
+        Command::Groups { streams: names, min_age_seconds } => {
+            let min_age = std::time::Duration::from_secs(min_age_seconds);
+            commands::groups(&client, &commands::stream_names(&streams, &names), min_age, &mut out).await
         }
         Command::DeleteGroup { stream, group } => {
             commands::delete_group(&client, &streams.named(&stream), &group, &mut out).await
@@ -166,7 +174,10 @@ async fn main() -> anyhow::Result<()> {
         Command::DeadLetters { stream, count } => {
             commands::dead_letters(&client, &streams.named(&stream), count, &mut out).await
         }
-        Command::Redrive { stream, count, group } => {
+        Command::Redrive { stream, entry: Some(entry), .. } => {
+            commands::redrive_entry(&client, &streams.named(&stream), &entry, &mut out).await
+        }
+        Command::Redrive { stream, count, group, entry: None } => {
             commands::redrive(&client, &streams.named(&stream), count, group.as_deref(), &mut out).await
         }
         Command::Services => commands::services(&mut out),

@@ -71,6 +71,7 @@ async fn shows_lag_lists_and_redrives_dead_letters_and_tails_decoded_events() ->
     let groups = ctl(&prefix, &["groups"])?;
     assert!(groups.contains(&format!("{stream}: 1 entries, 1 dead letters")), "{groups}");
     assert!(groups.contains("group reservation-service: 1 consumers, 0 pending, lag 0"), "{groups}");
+    assert!(groups.contains("    consumer ctl-test: 0 pending, idle "), "{groups}");
     assert!(groups.contains(&format!("{prefix}reservation-events: 0 entries, 0 dead letters")), "{groups}");
 
     let letters = ctl(&prefix, &["dead-letters", "menu-events"])?;
@@ -79,8 +80,13 @@ async fn shows_lag_lists_and_redrives_dead_letters_and_tails_decoded_events() ->
     assert!(letters.contains(&format!("type=MenuCreated aggregate={menu} version=1")), "{letters}");
     assert!(letters.contains("error: the kitchen is closed"), "{letters}");
 
+    let letter = letters.lines().nth(1).and_then(|line| line.split_whitespace().next()).unwrap_or_default();
+    let refused = ctl(&prefix, &["redrive", "menu-events", "--entry", "1-1"]).err().map(|e| e.to_string());
+    assert!(refused.unwrap_or_default().contains(&format!("{stream} has no dead letter 1-1")));
+    let redriven = ctl(&prefix, &["redrive", "menu-events", "--entry", letter])?;
+    assert_eq!(redriven.trim(), format!("re-drove dead letter {letter} onto {stream}"));
     let redriven = ctl(&prefix, &["redrive", "menu-events"])?;
-    assert_eq!(redriven.trim(), format!("re-drove 1 dead letters onto {stream}"));
+    assert_eq!(redriven.trim(), format!("re-drove 0 dead letters onto {stream}"), "none left");
     assert_eq!((length(&stream).await?, length(&format!("{stream}.dlq")).await?), (2, 0));
 
     let tail = ctl(&prefix, &["tail", "menu-events", "--from-start", "--count", "2"])?;

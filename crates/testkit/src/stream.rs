@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Entry {
     /// The entry id.
     pub entry_id: String,
+    /// The event's `id`.
+    pub event_id: String,
     /// The event's `type`.
     pub event_type: String,
     /// The event's `aggregate_id`.
@@ -26,6 +28,7 @@ impl Entry {
         let text = |name: &str| entry.get::<String>(name).with_context(|| format!("entry lacks {name}"));
         Ok(Self {
             entry_id: entry.id.clone(),
+            event_id: text("id")?,
             event_type: text("type")?,
             aggregate_id: text("aggregate_id")?,
             version: text("version")?.parse()?,

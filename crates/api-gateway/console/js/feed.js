@@ -1,6 +1,8 @@
-// A server-sent-events feed read with fetch, so that it can send the staff
-// token (EventSource cannot), and resumed after a dropped connection from
-// the last event it saw (`Last-Event-ID`), so no change is missed.
+// Keeping a page live. A server-sent-events feed read with fetch, so that
+// it can send the staff token (EventSource cannot), and resumed after a
+// dropped connection from the last event it saw (`Last-Event-ID`), so no
+// change is missed; and a poll, for what has no feed, that reloads on a
+// timer and says whether the platform answers.
 
 import { headers } from "./api.js";
 
@@ -85,5 +87,54 @@ export class Feed {
     }
     if (id) this.lastId = id;
     if (data.length) this.onEvent(event, JSON.parse(data.join("\n")));
+  }
+}
+
+// Runs `load` now and then every `interval` milliseconds (never two at
+// once), telling `onState` "live" when it succeeds, "unauthorized" on a
+// refused token (and stopping), "reconnecting" on anything else.
+export class Poller {
+  constructor(load, { interval, onState, onError }) {
+    this.load = load;
+    this.interval = interval;
+    this.onState = onState;
+    this.onError = onError;
+    this.timer = null;
+    this.stopped = false;
+    this.running = null;
+  }
+
+  start() {
+    this.stopped = false;
+    this.now();
+  }
+
+  // Loads at once (after any load under way), then on the timer again.
+  async now() {
+    clearTimeout(this.timer);
+    if (this.running) await this.running.catch(() => {});
+    if (this.stopped) return;
+    this.running = this.load();
+    try {
+      await this.running;
+      this.onState("live");
+    } catch (error) {
+      if (error.status === 401 || error.status === 403) {
+        this.onState("unauthorized");
+        this.stopped = true;
+        return;
+      }
+      this.onState("reconnecting");
+      this.onError?.(error);
+    } finally {
+      this.running = null;
+    }
+    clearTimeout(this.timer);
+    if (!this.stopped) this.timer = setTimeout(() => this.now(), this.interval);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 }

@@ -5,6 +5,7 @@
 
 import * as api from "./api.js";
 import { Feed } from "./feed.js";
+import { escape } from "./view.js";
 
 const STATUSES = ["pending", "awaiting_acceptance", "accepted", "preparing", "ready"];
 const ACTIVE = new Set(STATUSES);
@@ -194,8 +195,4 @@ function age(since) {
 function due(readyBy) {
   const minutes = Math.round((Date.parse(readyBy) - Date.now()) / 60000);
   return minutes >= 0 ? `ready in ${minutes} min` : `${-minutes} min late`;
-}
-
-function escape(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }

@@ -7,6 +7,7 @@ mod connections;
 mod console;
 mod failures;
 mod helpers;
+mod operator;
 mod platform;
 mod rate_limits;
 mod routing;

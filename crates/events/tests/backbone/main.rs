@@ -6,6 +6,7 @@ mod durability;
 mod failures;
 mod faults;
 mod helpers;
+mod inspect;
 mod metrics;
 mod relay;
 mod retention;
