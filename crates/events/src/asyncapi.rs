@@ -445,7 +445,10 @@ fn envelope(metadata: Value) -> Value {
                 "format": "date-time",
                 "description": "When the change happened: RFC 3339, UTC, microseconds.",
             },
-            "metadata": metadata,
+            "metadata": {
+                "allOf": [metadata],
+                "description": "Correlation, causation and source, as a JSON object.",
+            },
             (dead_letter::REDRIVEN_FOR): {
                 "type": "string",
                 "description": "Only on an entry an operator re-drove from the dead-letter stream: the one \
@@ -564,7 +567,7 @@ mod tests {
         for field in FIELDS {
             assert!(fields.contains(&field), "the envelope describes {field}");
         }
-        assert_eq!(envelope["properties"]["metadata"]["$ref"], "#/components/schemas/Metadata");
+        assert_eq!(envelope["properties"]["metadata"]["allOf"][0]["$ref"], "#/components/schemas/Metadata");
         let metadata = &document["components"]["schemas"]["Metadata"]["properties"];
         assert!(metadata["correlation_id"]["description"].is_string());
     }
