@@ -20,7 +20,8 @@
 //! The gateway's own endpoints ([`operations`]) are `/health`, `/ready`
 //! (the gateway itself serves), `/status` (every upstream's `/ready`),
 //! `/metrics`, `/api-docs/openapi.json` (all services' documents merged)
-//! and Swagger UI at `/docs`.
+//! and Swagger UI at `/docs`; beside them the event schemas ([`event_docs`]):
+//! `/api-docs/asyncapi.json` and its page, `/docs/events`.
 
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod body;
 pub mod connections;
 pub mod console;
 pub mod cors;
+pub mod event_docs;
 pub mod gateway;
 pub mod operations;
 pub mod proxy;

@@ -1,5 +1,6 @@
 //! The gateway's own endpoints: `/health`, `/ready`, `/status`, `/metrics`,
-//! the merged OpenAPI document of all services and Swagger UI.
+//! the merged OpenAPI document of all services and Swagger UI (the event
+//! schemas beside it are [`event_docs`](crate::event_docs)'s).
 //!
 //! `/ready` is about the gateway alone: it answers, so it can serve. Were it
 //! the services' readiness, one service down would take every gateway out
@@ -54,6 +55,7 @@ pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>) -> Router 
         .route("/api-docs/openapi.json", get(openapi))
         .with_state(state)
         .merge(docs)
+        .merge(crate::event_docs::router())
         .merge(crate::console::router())
         .fallback(|| async { Problem::not_found("no service serves this path") })
         .method_not_allowed_fallback(|| async {
