@@ -20,9 +20,10 @@
 //! The gateway's own endpoints ([`operations`]) are `/health`, `/ready`
 //! (the gateway itself serves), `/status` (every upstream's `/ready`),
 //! `/metrics`, `/api-docs/openapi.json` (all services' documents merged)
-//! and Swagger UI at `/docs`; the operators' view of the streams
-//! ([`operator`]: events, consumer groups, dead letters) and the staff
-//! console ([`console`]) are served beside them.
+//! and Swagger UI at `/docs`; beside them the event schemas ([`event_docs`]):
+//! `/api-docs/asyncapi.json` and its page, `/docs/events`, the operators'
+//! view of the streams ([`operator`]: events, consumer groups, dead letters)
+//! and the staff console ([`console`]).
 
 #![deny(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod body;
 pub mod connections;
 pub mod console;
 pub mod cors;
+pub mod event_docs;
 pub mod gateway;
 pub mod operations;
 pub mod operator;

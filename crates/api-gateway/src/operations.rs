@@ -1,5 +1,6 @@
 //! The gateway's own endpoints: `/health`, `/ready`, `/status`, `/metrics`,
-//! the merged OpenAPI document of all services and Swagger UI.
+//! the merged OpenAPI document of all services and Swagger UI (the event
+//! schemas beside it are [`event_docs`](crate::event_docs)'s).
 //!
 //! `/ready` is about the gateway alone: it answers, so it can serve. Were it
 //! the services' readiness, one service down would take every gateway out
@@ -56,6 +57,7 @@ pub fn router(routes: &Routes, rate_limits: Option<Arc<RateLimiter>>, operator: 
         .with_state(state)
         .merge(docs)
         .merge(operator)
+        .merge(crate::event_docs::router())
         .merge(crate::console::router())
         .fallback(|| async { Problem::not_found("no service serves this path") })
         .method_not_allowed_fallback(|| async {
@@ -149,14 +151,17 @@ async fn openapi(State(upstreams): State<Upstreams>) -> Response {
 
 /// Adds a service's paths, components and tags to `document`. The services'
 /// own operational endpoints are left out: through the gateway those paths
-/// are the gateway's. A component already present is kept.
+/// are the gateway's. A component already present is kept. Each operation
+/// gets the answers the gateway itself may give in front of it.
 fn merge(document: &mut Value, service: &Value) {
     const OPERATIONAL: [&str; 3] = ["/health", "/ready", "/metrics"];
     if let (Some(paths), Some(service_paths)) =
         (object(document, "/paths"), service.pointer("/paths").and_then(Value::as_object))
     {
         for (path, item) in service_paths.iter().filter(|(path, _)| !OPERATIONAL.contains(&path.as_str())) {
-            paths.insert(path.clone(), item.clone());
+            let mut item = item.clone();
+            add_gateway_answers(&mut item);
+            paths.insert(path.clone(), item);
         }
     }
     if let Some(service_components) = service.pointer("/components").and_then(Value::as_object) {
@@ -185,6 +190,35 @@ fn merge(document: &mut Value, service: &Value) {
         }
     }
 }
+
+/// Adds to every operation of a path `item` the problems the gateway answers
+/// in front of a service (unless the service documents them): 429 past the
+/// client's rate limit, 502 and 504 when the service breaks the exchange or
+/// is too slow, and 408 for a body that is not sent in time.
+fn add_gateway_answers(item: &mut Value) {
+    let answers = [
+        ("429", "Past this client's rate limit for the route class (the gateway's); `Retry-After` says when to retry"),
+        ("502", "The service broke the exchange (the gateway's answer)"),
+        ("504", "The service did not answer in time (the gateway's answer)"),
+    ];
+    let Some(operations) = item.as_object_mut() else { return };
+    for (_, operation) in operations.iter_mut().filter(|(method, _)| HTTP_METHODS.contains(&method.as_str())) {
+        let takes_body = operation.get("requestBody").is_some();
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        let body_answer = takes_body.then_some(("408", "The body was not sent in time (the gateway's answer)"));
+        for (status, description) in answers.into_iter().chain(body_answer) {
+            responses.entry(status).or_insert_with(|| {
+                json!({
+                    "description": description,
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+                })
+            });
+        }
+    }
+}
+
+/// The keys of a path item that are operations.
+const HTTP_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 fn object<'a>(document: &'a mut Value, pointer: &str) -> Option<&'a mut Map<String, Value>> {
     document.pointer_mut(pointer).and_then(Value::as_object_mut)
@@ -220,5 +254,26 @@ mod tests {
         assert!(document["components"]["schemas"]["Menu"].is_object());
         assert!(document["components"]["responses"]["NotFound"].is_object());
         assert_eq!(document["tags"], json!([{"name": "menus"}, {"name": "reservations"}]));
+    }
+
+    #[test]
+    fn a_merged_operation_documents_the_gateways_own_answers() {
+        let mut document = json!({"paths": {}});
+        let menu = json!({"paths": {"/api/v1/menus": {
+            "get": {"responses": {"200": {"description": "menus"}}},
+            "post": {"requestBody": {}, "responses": {"201": {}, "429": {"description": "the service's own"}}},
+        }}});
+        merge(&mut document, &menu);
+        let list = &document["paths"]["/api/v1/menus"]["get"]["responses"];
+        for status in ["200", "429", "502", "504"] {
+            assert!(list[status].is_object(), "{status} is documented");
+        }
+        assert!(list["408"].is_null(), "no body, no 408");
+        let create = &document["paths"]["/api/v1/menus"]["post"]["responses"];
+        assert_eq!(create["429"]["description"], "the service's own");
+        assert_eq!(
+            create["408"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
     }
 }

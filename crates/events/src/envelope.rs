@@ -2,6 +2,7 @@
 
 use crate::ids::EventId;
 use chrono::{DateTime, SubsecRound, Utc};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -11,8 +12,10 @@ use uuid::Uuid;
 ///
 /// The enum is serialized with `#[serde(tag = "type", content = "data")]`, so
 /// the variant name is the event's `type` and its fields are the `data`.
-/// Implementations live in this crate only: the contract has one home.
-pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+/// Implementations live in this crate only: the contract has one home, and
+/// its JSON Schema is the family's part of the [`asyncapi`](crate::asyncapi)
+/// document.
+pub trait Event: Serialize + DeserializeOwned + JsonSchema + Clone + Debug + Send + Sync + 'static {
     /// The stream the family is published on, such as `menu-events`.
     const STREAM: &'static str;
     /// Every `type` name of the family; a consumer acknowledges and counts any other.
@@ -23,7 +26,7 @@ pub trait Event: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 's
 }
 
 /// Who caused an event and why: copied from request to event to the events it causes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Metadata {
     /// The request id (`X-Request-Id`) of the request that started the chain.
     pub correlation_id: String,

@@ -12,13 +12,14 @@
 
 use crate::ids::{IngredientId, MenuItemId, OrderId};
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// The unit an ingredient is counted in; every quantity of it is a whole
 /// number of this unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Unit {
     /// Grams (`g`).
     #[serde(rename = "g")]
@@ -65,7 +66,7 @@ impl FromStr for Unit {
 }
 
 /// Everything that happens to the restaurant's stock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum InventoryEvent {
     /// A new ingredient is stocked, starting with nothing on hand. Aggregate: the ingredient.
@@ -195,7 +196,7 @@ crate::event_family!(
 /// What the order saga asks of the inventory service. The aggregate id is the
 /// order's; the service answers each with an [`InventoryEvent`] carrying the
 /// same `order_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum InventoryCommand {
     /// Hold the ingredients of every line, all or nothing. Answered by
@@ -222,7 +223,7 @@ pub enum InventoryCommand {
 crate::event_family!(InventoryCommand, "inventory-commands", [ReserveStock, ReleaseStock, CommitStock]);
 
 /// How much of one ingredient a portion of a menu item uses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RecipeLine {
     /// The ingredient.
     pub ingredient_id: IngredientId,
@@ -231,7 +232,9 @@ pub struct RecipeLine {
 }
 
 /// Portions of one menu item that an order asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// `order::OrderLine` is another type of the same name.
+#[schemars(rename = "InventoryOrderLine")]
 pub struct OrderLine {
     /// The menu item.
     pub menu_item_id: MenuItemId,
@@ -240,7 +243,7 @@ pub struct OrderLine {
 }
 
 /// A menu item an order asked for that the stock could not cover.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Shortage {
     /// The menu item.
     pub menu_item_id: MenuItemId,

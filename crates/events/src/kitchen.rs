@@ -15,10 +15,11 @@
 
 use crate::ids::{MenuItemId, OrderId};
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything that happens to a kitchen ticket. The aggregate id is the ticket's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum KitchenEvent {
     /// A ticket was made for an order, pending until the order is confirmed.
@@ -120,7 +121,7 @@ crate::event_family!(
 
 /// What the order saga asks of the kitchen. The aggregate id is the order's;
 /// the kitchen answers each with a [`KitchenEvent`] carrying the same `order_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum KitchenCommand {
     /// Make a pending ticket for the order. Answered by `TicketCreated`, also
@@ -148,7 +149,7 @@ pub enum KitchenCommand {
 crate::event_family!(KitchenCommand, "kitchen-commands", [CreateTicket, ConfirmTicket, CancelTicket]);
 
 /// One line of a ticket as the kitchen sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TicketLine {
     /// Its position on the ticket, from 1; `TicketLineDone` names it.
     pub line: u32,
@@ -168,7 +169,7 @@ pub struct TicketLine {
 }
 
 /// One line of a `CreateTicket` command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandLine {
     /// The menu item ordered.
     pub menu_item_id: MenuItemId,

@@ -6,6 +6,7 @@
 //! [`ReservationEvent`], [`InventoryEvent`], [`InventoryCommand`],
 //! [`KitchenEvent`], [`KitchenCommand`], [`OrderEvent`]), their wire
 //! form ([`encoding`]), and the machinery that moves them without losing any.
+//! The [`asyncapi`] document describes every stream, generated from these types.
 //!
 //! # The life of an event
 //!
@@ -78,6 +79,7 @@
 
 #![deny(missing_docs)]
 
+pub mod asyncapi;
 pub mod backoff;
 pub mod consumer;
 pub mod dead_letter;

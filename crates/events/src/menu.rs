@@ -1,10 +1,11 @@
 //! Events of the `menu-events` stream, published by the menu service.
 
 use crate::ids::MenuItemId;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything that happens to a menu. The aggregate id is the `MenuId`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum MenuEvent {
     /// A menu was created as a draft, with its first items.
@@ -56,7 +57,7 @@ crate::event_family!(
 );
 
 /// What changed an item's availability.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AvailabilityCause {
     /// Staff switched it on or off.
@@ -67,7 +68,7 @@ pub enum AvailabilityCause {
 }
 
 /// An item as events describe it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MenuItem {
     /// The item's id, stable across edits.
     pub id: MenuItemId,

@@ -8,10 +8,11 @@
 //! kitchen refuses is `OrderCancellationRefused`, the order back where it was.
 
 use crate::ids::{MenuItemId, ReservationId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything that happens to an order. The aggregate id is the order's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum OrderEvent {
     /// An order was placed and awaits approval (stock and kitchen).
@@ -74,7 +75,7 @@ crate::event_family!(
 );
 
 /// One line of an order as placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderLine {
     /// The menu item ordered.
     pub menu_item_id: MenuItemId,

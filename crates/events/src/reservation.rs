@@ -2,10 +2,11 @@
 
 use crate::ids::MenuItemId;
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything that happens to a reservation. The aggregate id is the `ReservationId`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ReservationEvent {
     /// A guest booked a table; the reservation is pending.
@@ -65,7 +66,7 @@ crate::event_family!(
 );
 
 /// One pre-ordered item of a reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PreOrderLine {
     /// The menu item.
     pub menu_item_id: MenuItemId,

@@ -10,11 +10,20 @@
 //! also sent as a bearer token), and every operation that names a scheme in
 //! its `security` gets the 401 and 403 problems. An operation anyone may
 //! call declares no `security`.
+//!
+//! So are the ids and links that let a client, or a fuzzer, walk from a
+//! create to what it created: every `operationId` is its tag and handler
+//! (`menus_show`), unique across the platform's merged document, and every
+//! create (a `POST` answering 201 or 202 with a `Location`) links to each
+//! operation under the path it created, with the new id from the body, the
+//! ids of its parts from the body's lists (`items/0/id`), and its `ETag` as
+//! `If-Match` ([`links`]).
 
 use crate::problem::Problem;
 use std::collections::BTreeMap;
 use utoipa::OpenApi;
 use utoipa::openapi::content::Content;
+use utoipa::openapi::link::Link;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -53,9 +62,153 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
             add_shared_problems(operation);
+            name_by_tag(operation);
         }
     }
+    add_links(&mut document);
     document
+}
+
+/// Gives `operation` the id `<tag>_<handler>`: utoipa names an operation
+/// after its handler, and `create` or `show` are handlers of every service.
+fn name_by_tag(operation: &mut Operation) {
+    let tag = operation.tags.iter().flatten().next();
+    if let (Some(tag), Some(id)) = (tag, &operation.operation_id)
+        && !id.starts_with(&format!("{tag}_"))
+    {
+        operation.operation_id = Some(format!("{tag}_{id}"));
+    }
+}
+
+/// Adds [`links`] to the create responses of `document`.
+fn add_links(document: &mut utoipa::openapi::OpenApi) {
+    let Ok(view) = serde_json::to_value(&*document) else { return };
+    for found in links(&view) {
+        let response = document
+            .paths
+            .paths
+            .get_mut(&found.path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.responses.responses.get_mut(&found.status));
+        if let Some(RefOr::T(response)) = response {
+            response.links.insert(found.name, RefOr::T(found.link));
+        }
+    }
+}
+
+/// A link to add to the `status` response of `POST path`.
+struct FoundLink {
+    path: String,
+    status: String,
+    name: String,
+    link: Link,
+}
+
+/// The links from each create of `document` (its JSON form) to the
+/// operations under the path it created (`POST /menus` → `/menus/{menu_id}`
+/// and below). The new resource's path parameter is the body's `id`; a
+/// further path parameter after a segment `s` is `$response.body#/s/0/id`
+/// when the body has a list `s` of objects with an `id`; `If-Match` is the
+/// response's `ETag`. An operation with a path parameter that cannot be
+/// filled so is not linked.
+fn links(document: &serde_json::Value) -> Vec<FoundLink> {
+    let Some(paths) = document.get("paths").and_then(serde_json::Value::as_object) else { return Vec::new() };
+    let mut found = Vec::new();
+    for (path, item) in paths {
+        let Some(create) = item.get("post") else { continue };
+        for status in ["201", "202"] {
+            let Some(response) = create.pointer(&format!("/responses/{status}")) else { continue };
+            let headers = response.get("headers").and_then(serde_json::Value::as_object);
+            let has = |name: &str| headers.is_some_and(|h| h.keys().any(|key| key.eq_ignore_ascii_case(name)));
+            let Some(body) = response.pointer("/content/application~1json/schema").map(|s| resolve(document, s)) else {
+                continue;
+            };
+            if !has("Location") || property(document, body, "id").is_none() {
+                continue;
+            }
+            let below = format!("{path}/{{");
+            for (target_path, target_item) in paths.iter().filter(|(target, _)| target.starts_with(&below)) {
+                for (method, target) in target_item.as_object().into_iter().flatten() {
+                    let Some(operation_id) = target.get("operationId").and_then(serde_json::Value::as_str) else {
+                        continue;
+                    };
+                    let Some(parameters) = link_parameters(document, body, path, target_path, target, has("ETag"))
+                    else {
+                        continue;
+                    };
+                    let mut link = utoipa::openapi::link::LinkBuilder::new()
+                        .operation_id(operation_id)
+                        .description(format!("{} {target_path} of what this created", method.to_uppercase()));
+                    for (name, value) in parameters {
+                        link = link.parameter(name, value);
+                    }
+                    found.push(FoundLink {
+                        path: path.clone(),
+                        status: status.to_owned(),
+                        name: operation_id.to_owned(),
+                        link: link.build(),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The parameters of a link from a create of `created` (whose response body
+/// is `body`) to `target` at `target_path`, or `None` if a path parameter
+/// cannot be filled from the response.
+fn link_parameters(
+    document: &serde_json::Value,
+    body: &serde_json::Value,
+    created: &str,
+    target_path: &str,
+    target: &serde_json::Value,
+    has_etag: bool,
+) -> Option<Vec<(String, String)>> {
+    let mut parameters = Vec::new();
+    let mut previous = None;
+    for (index, segment) in target_path[created.len()..].split('/').filter(|s| !s.is_empty()).enumerate() {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let value = if index == 0 {
+                "$response.body#/id".to_owned()
+            } else {
+                let list: &str = previous?;
+                let element = property(document, body, list)?.get("items").map(|items| resolve(document, items))?;
+                property(document, element, "id")?;
+                format!("$response.body#/{list}/0/id")
+            };
+            parameters.push((format!("path.{name}"), value));
+        }
+        previous = Some(segment);
+    }
+    let takes_if_match = target
+        .get("parameters")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|parameter| parameter["in"] == "header" && parameter["name"] == "If-Match");
+    if takes_if_match && has_etag {
+        parameters.push(("header.If-Match".to_owned(), "$response.header.ETag".to_owned()));
+    }
+    Some(parameters)
+}
+
+/// `schema`, or what its local `$ref` names.
+fn resolve<'a>(document: &'a serde_json::Value, schema: &'a serde_json::Value) -> &'a serde_json::Value {
+    match schema.get("$ref").and_then(serde_json::Value::as_str).and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => document.pointer(pointer).unwrap_or(schema),
+        None => schema,
+    }
+}
+
+/// The (resolved) schema of property `name` of the object schema `schema`.
+fn property<'a>(
+    document: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    schema.get("properties")?.get(name).map(|property| resolve(document, property))
 }
 
 fn add_shared_problems(operation: &mut Operation) {
@@ -132,4 +285,77 @@ pub fn optional_multiline_text(max_length: usize) -> Object {
         .max_length(Some(max_length))
         .pattern(Some(r"^[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]*$"))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A service's document in JSON: a create with `Location`, its reads and
+    /// changes, and an add that answers 201 without a `Location`.
+    fn document() -> serde_json::Value {
+        let path = |name: &str| json!({"name": name, "in": "path", "required": true});
+        let if_match = json!({"name": "If-Match", "in": "header", "required": false});
+        let menu = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Menu"}}},
+                          "headers": {"Location": {}, "ETag": {}}, "description": "Created"});
+        json!({
+            "paths": {
+                "/menus": {"post": {"operationId": "menus_create", "responses": {"201": menu}},
+                           "get": {"operationId": "menus_list"}},
+                "/menus/{menu_id}": {"get": {"operationId": "menus_show", "parameters": [path("menu_id")]}},
+                "/menus/{menu_id}/activate": {"post": {"operationId": "menus_activate",
+                                                       "parameters": [path("menu_id"), if_match]}},
+                "/menus/{menu_id}/items": {"post": {"operationId": "menus_add_item",
+                    "responses": {"201": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Menu"}}}}},
+                    "parameters": [path("menu_id")]}},
+                "/menus/{menu_id}/items/{item_id}": {"patch": {"operationId": "menus_edit_item",
+                                                              "parameters": [path("menu_id"), path("item_id"), if_match]}},
+                "/menus/{menu_id}/tags/{tag}": {"get": {"operationId": "menus_tag", "parameters": [path("menu_id"), path("tag")]}},
+                "/menusx/{id}": {"get": {"operationId": "other"}},
+            },
+            "components": {"schemas": {
+                "Menu": {"type": "object", "properties": {"id": {"type": "string"},
+                         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}}},
+                "Item": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }},
+        })
+    }
+
+    #[test]
+    fn a_create_links_to_every_operation_under_what_it_created_that_its_response_can_fill() {
+        let found: Vec<(String, Vec<(String, serde_json::Value)>)> = links(&document())
+            .into_iter()
+            .map(|found| {
+                assert_eq!((found.path.as_str(), found.status.as_str()), ("/menus", "201"));
+                assert_eq!(found.link.operation_id, found.name);
+                (found.name, found.link.parameters.into_iter().collect())
+            })
+            .collect();
+        let id = || ("path.menu_id".to_owned(), json!("$response.body#/id"));
+        let etag = || ("header.If-Match".to_owned(), json!("$response.header.ETag"));
+        assert_eq!(
+            found,
+            vec![
+                ("menus_show".to_owned(), vec![id()]),
+                ("menus_activate".to_owned(), vec![etag(), id()]),
+                ("menus_add_item".to_owned(), vec![id()]),
+                (
+                    "menus_edit_item".to_owned(),
+                    vec![etag(), ("path.item_id".to_owned(), json!("$response.body#/items/0/id")), id()]
+                ),
+            ],
+            "no link from the add (no Location), none to a path whose `tag` the body has no list of"
+        );
+    }
+
+    #[test]
+    fn operation_ids_are_prefixed_with_their_tag_once() {
+        let mut operation = Operation::new();
+        operation.tags = Some(vec!["menus".to_owned()]);
+        operation.operation_id = Some("show".to_owned());
+        name_by_tag(&mut operation);
+        name_by_tag(&mut operation);
+        assert_eq!(operation.operation_id.as_deref(), Some("menus_show"));
+    }
 }

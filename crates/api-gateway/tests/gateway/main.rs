@@ -5,6 +5,7 @@ mod admission;
 mod auth;
 mod connections;
 mod console;
+mod documents;
 mod failures;
 mod helpers;
 mod operator;

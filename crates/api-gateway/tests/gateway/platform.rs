@@ -169,3 +169,166 @@ async fn a_service_with_redis_unreachable_stays_ready_and_says_redis_is_down() -
     assert!(metrics.contains("dependency_up{dependency=\"redis\"} 0"), "{metrics}");
     Ok(())
 }
+
+/// Every operation of an OpenAPI document: its path, method and object.
+fn operations(document: &serde_json::Value) -> Vec<(String, String, &serde_json::Value)> {
+    let paths = document["paths"].as_object().into_iter().flatten();
+    paths
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(method, _)| ["get", "put", "post", "delete", "patch"].contains(&method.as_str()))
+                .map(move |(method, operation)| (path.clone(), method.clone(), operation))
+        })
+        .collect()
+}
+
+/// Whether the JSON pointer `pointer` can name something in a body of
+/// `schema`: each segment a property, or an index into an array's items.
+fn schema_has(document: &serde_json::Value, schema: &serde_json::Value, pointer: &str) -> bool {
+    let resolve = |schema: &serde_json::Value| -> serde_json::Value {
+        match schema["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+            Some(at) => document.pointer(at).cloned().unwrap_or_default(),
+            None => schema.clone(),
+        }
+    };
+    let mut current = resolve(schema);
+    for segment in pointer.split('/').filter(|s| !s.is_empty()) {
+        let next = if segment.parse::<usize>().is_ok() { &current["items"] } else { &current["properties"][segment] };
+        if next.is_null() {
+            return false;
+        }
+        current = resolve(next);
+    }
+    true
+}
+
+#[tokio::test]
+async fn the_merged_openapi_document_is_valid_and_links_each_create_to_its_reads_and_changes() -> TestResult {
+    let services = services().await?;
+    let gateway = spawn_gateway(services.gateway_settings()).await?;
+    let document = gateway.get_json("/api-docs/openapi.json").await?;
+    assert!(document.get("x-unavailable-services").is_none(), "every service answered");
+    let operations = operations(&document);
+    let mut by_id = std::collections::BTreeMap::new();
+    for (path, method, operation) in &operations {
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(!id.is_empty(), "{method} {path} has an operationId");
+        assert!(by_id.insert(id, (path, method, *operation)).is_none(), "operationId {id} is used twice");
+    }
+
+    let mut links = std::collections::BTreeMap::new();
+    for (path, method, operation) in &operations {
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                let at = format!("link {name} of {method} {path} {status}");
+                let target_id = link["operationId"].as_str().unwrap_or_default();
+                let Some((target_path, _, target)) = by_id.get(target_id) else {
+                    panic!("{at} names no operation: {target_id:?}");
+                };
+                let parameters = link["parameters"].as_object().cloned().unwrap_or_default();
+                let declared: Vec<(String, String)> = target["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        (
+                            p["in"].as_str().unwrap_or_default().to_owned(),
+                            p["name"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect();
+                for (parameter, expression) in &parameters {
+                    let (location, name) = parameter.split_once('.').unwrap_or(("", parameter));
+                    assert!(
+                        declared.iter().any(|(l, n)| n == name && (location.is_empty() || l == location)),
+                        "{at}: {target_id} has no parameter {parameter}"
+                    );
+                    let expression = expression.as_str().unwrap_or_default();
+                    if let Some(pointer) = expression.strip_prefix("$response.body#") {
+                        let schema = &response["content"]["application/json"]["schema"];
+                        assert!(schema_has(&document, schema, pointer), "{at}: the body has no {pointer}");
+                    } else if let Some(header) = expression.strip_prefix("$response.header.") {
+                        let headers = response["headers"].as_object().cloned().unwrap_or_default();
+                        assert!(headers.keys().any(|h| h.eq_ignore_ascii_case(header)), "{at}: no {header} header");
+                    } else {
+                        panic!("{at}: {expression:?} is not an expression on the response");
+                    }
+                }
+                for (location, name) in declared.iter().filter(|(location, _)| location == "path") {
+                    assert!(
+                        parameters.contains_key(&format!("{location}.{name}")),
+                        "{at} fills {name} of {target_path}"
+                    );
+                }
+                links
+                    .entry(operation["operationId"].as_str().unwrap_or_default())
+                    .or_insert_with(Vec::new)
+                    .push(target_id);
+            }
+        }
+    }
+    for (create, reads) in [
+        ("menus_create", &["menus_show", "menus_activate", "menus_add_item", "menus_set_availability"][..]),
+        ("reservations_create", &["reservations_show", "reservations_confirm", "reservations_cancel"]),
+        ("ingredients_create", &["ingredients_show", "ingredients_receive", "ingredients_movements"]),
+        ("orders_create", &["orders_show", "orders_cancel"]),
+    ] {
+        let linked = links.get(create).cloned().unwrap_or_default();
+        for read in reads {
+            assert!(linked.contains(read), "{create} links to {read}: {linked:?}");
+        }
+    }
+
+    // Spectral's OpenAPI rules, which include the OpenAPI 3.1 schema.
+    let spectral = crate::documents::validator("spectral")?;
+    let scratch = tempfile::tempdir()?;
+    let (file, ruleset) = (scratch.path().join("openapi.json"), scratch.path().join("ruleset.yaml"));
+    std::fs::write(&file, serde_json::to_vec(&document)?)?;
+    std::fs::write(&ruleset, "extends: [\"spectral:oas\"]\n")?;
+    let args = [
+        "lint".as_ref(),
+        file.as_os_str(),
+        "--ruleset".as_ref(),
+        ruleset.as_os_str(),
+        "--fail-severity".as_ref(),
+        "error".as_ref(),
+    ];
+    crate::documents::run_validator(&spectral, &args).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_consumer_groups_of_a_running_platform_are_those_the_event_schemas_name() -> TestResult {
+    let services = services().await?;
+    let document: serde_json::Value = serde_json::from_str(events::asyncapi::COMMITTED)?;
+    let mut connection = testkit::redis_client()?.get_multiplexed_async_connection().await?;
+    for stream in events::Streams::default().all() {
+        let named: std::collections::BTreeSet<String> = document["channels"][&stream]["x-consumer-groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|group| group.as_str().map(str::to_owned))
+            .collect();
+        let key = format!("{}{stream}", services.stream_prefix);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // A stream that does not exist yet has no groups.
+            let info: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
+                redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut connection).await;
+            let created: std::collections::BTreeSet<String> =
+                info.map(|info| info.groups.into_iter().map(|group| group.name).collect()).unwrap_or_default();
+            if created == named {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{stream}: the event schemas name the groups {named:?}, the running platform made {created:?}; \
+                 update `streams()` in crates/events/src/asyncapi.rs and regenerate the document"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
