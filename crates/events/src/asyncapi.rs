@@ -111,7 +111,7 @@ fn streams() -> [Stream; 7] {
         Stream::of::<ReservationEvent>(
             Kind::Events,
             "reservation-service",
-            &[],
+            &["order-service"],
             "Everything that happens to a table reservation. The aggregate id is the reservation's id.",
         ),
         Stream::of::<InventoryEvent>(
