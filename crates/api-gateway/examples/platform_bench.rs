@@ -97,11 +97,12 @@ const BENCH_GUESTS: &str = "bench-%@example.com";
 /// many were deleted.
 async fn remove_earlier_bookings(reservations: &sqlx::PgPool) -> anyhow::Result<u64> {
     let mut tx = reservations.begin().await?;
-    let removed = sqlx::query("DELETE FROM reservations WHERE guest_email LIKE $1 OR guest_email = 'bench@example.com'")
-        .bind(BENCH_GUESTS)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let removed =
+        sqlx::query("DELETE FROM reservations WHERE guest_email LIKE $1 OR guest_email = 'bench@example.com'")
+            .bind(BENCH_GUESTS)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     reservation_service::store::ledger::recount(&mut tx).await?;
     tx.commit().await?;
     // What the delete left behind would slow the index scans until vacuumed.

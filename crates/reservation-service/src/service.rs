@@ -184,6 +184,10 @@ impl Reservations {
             email: reservation.guest.email.as_ref().map(|email| email.as_str()),
             phone: reservation.guest.phone.as_ref().map(|phone| phone.as_str()),
         };
+        // The event first, the seats last: the ledger's rows stay locked only until the commit right after.
+        let event = work.event(&reservation, created);
+        work.unit().append(&[event]).await.map_err(service_kit::write::WriteError::from)?;
+        let tx = work.connection();
         let mut taking = ledger::take(tx, starts_at, ends_at, party, contacts, now).await.map_err(StoreError::from)?;
         if taking.missing {
             // The upkeep has not made these rows yet: make them (at the stored capacity) and try again.
@@ -201,9 +205,8 @@ impl Reservations {
             let free = taking.free.max(0);
             return Err(Error::NoCapacity { party: reservation.party_size.get(), free, starts_at, ends_at });
         }
-        let event = work.event(&reservation, created);
         let reply = respond(&reservation, &manage_token).map_err(StoreError::Encode)?;
-        let reply = work.finish(&[event], reply).await?;
+        let reply = work.finish::<ReservationEvent>(&[], reply).await?;
         tracing::info!(reservation_id = %reservation.id, party_size = reservation.party_size.get(), "reservation booked");
         Ok(reply)
     }

@@ -197,18 +197,30 @@ pub async fn set_capacity(
 }
 
 /// Counts the seats of every grain again from the reservations that hold
-/// seats: for a ledger made after the reservations were.
+/// seats: for a ledger made after the reservations were. Each reservation's
+/// grains are listed once (a few per stay), so this costs the bookings, not
+/// the bookings times the grains.
 ///
 /// # Errors
 /// PostgreSQL failed, or a grain would be over capacity.
 pub async fn recount(tx: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE seat_ledger SET seats_taken = COALESCE((
-             SELECT SUM(party_size) FROM reservations
+        "WITH taken AS (
+             SELECT grain, SUM(party_size)::int4 AS seats
+             FROM reservations,
+                  generate_series(date_bin(make_interval(mins => $1), starts_at, TIMESTAMPTZ 'epoch'),
+                                  ends_at - interval '1 microsecond', make_interval(mins => $1)) AS grain
              WHERE status IN ('pending', 'confirmed', 'seated')
-               AND starts_at <= grain_start AND grain_start < ends_at
-         ), 0)",
+             GROUP BY grain
+         ), counted AS (
+             SELECT l.grain_start, COALESCE(taken.seats, 0) AS seats
+             FROM seat_ledger l LEFT JOIN taken ON taken.grain = l.grain_start
+         )
+         UPDATE seat_ledger SET seats_taken = counted.seats
+         FROM counted
+         WHERE seat_ledger.grain_start = counted.grain_start AND seat_ledger.seats_taken <> counted.seats",
     )
+    .bind(i32::from(GRAIN_MINUTES))
     .execute(tx)
     .await?;
     Ok(())
