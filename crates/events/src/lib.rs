@@ -35,6 +35,13 @@
 //!    for replay, so a consuming service that is down loses nothing; only an
 //!    operator's hard cap can trim past a group, and it says so loudly.
 //!
+//! # Traces
+//!
+//! An event carries the W3C trace context of the span that created it, from
+//! its outbox row to its stream entry, and every consumer handles it in a
+//! span of the same trace ([`trace`]), so a request and everything it caused
+//! downstream read as one trace. Off unless the process exports traces.
+//!
 //! # Ordering
 //!
 //! Events of one aggregate are appended in version order and published in the
@@ -91,6 +98,7 @@ mod redis_link;
 pub mod reservation;
 pub mod retention;
 pub mod schema;
+pub mod trace;
 
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
 pub use encoding::{EncodedEvent, Streams};
