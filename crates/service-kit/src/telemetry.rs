@@ -112,7 +112,7 @@ pub fn init(service: &'static str) -> anyhow::Result<Telemetry> {
 /// The layer that records the spans of traces into `provider` (see
 /// [`events::trace::layer`]): what [`init`] installs, and what tests install
 /// with a provider of their own.
-pub fn traces_layer(provider: &SdkTracerProvider, level: LevelFilter) -> impl Layer<Registry> + Send + Sync + 'static {
+pub fn traces_layer(provider: &SdkTracerProvider, level: LevelFilter) -> impl Layer<Registry> + Send + Sync + use<> {
     events::trace::layer(provider.tracer("restaurant-platform"), level)
 }
 
