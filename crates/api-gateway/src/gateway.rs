@@ -8,15 +8,18 @@ use crate::body::GatewayBody;
 use crate::cors::Cors;
 use crate::proxy::{Peer, Proxy, REQUEST_ID};
 use crate::rate_limit::{RateLimiter, RouteClass};
-use crate::routes::Routes;
+use crate::routes::{Route, Routes};
 use axum::response::IntoResponse;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use service_kit::problem::ErrorChain;
+use service_kit::telemetry;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// Routes requests: to an upstream, or to the gateway's own endpoints.
 #[derive(Debug, Clone)]
@@ -73,7 +76,7 @@ impl Gateway {
         response
     }
 
-    async fn route(&self, mut request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
+    async fn route(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let Some(route) = self.routes.find(request.uri().path()) else {
             let response: Result<_, Infallible> = self.operations.clone().oneshot(request).await;
             return match response {
@@ -81,6 +84,19 @@ impl Gateway {
                 Err(never) => match never {},
             };
         };
+        if !telemetry::traces_on() {
+            return self.proxied(route, request, peer).await;
+        }
+        // The server span of the caller's trace (or of a new one), around
+        // everything the gateway does with the request.
+        let span = tracing::info_span!("gateway", otel.name = Empty, otel.kind = Empty, otel.status_code = Empty);
+        telemetry::serving(&span, request.method(), route.prefix, request.uri().path(), request.headers());
+        let response = self.proxied(route, request, peer).instrument(span.clone()).await;
+        telemetry::answered(&span, response.status());
+        response
+    }
+
+    async fn proxied(&self, route: &Route, mut request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let started = Instant::now();
         let request_id = service_kit::extract::request_id_header(request.headers());
         let method = request.method().clone();

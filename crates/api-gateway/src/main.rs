@@ -1,4 +1,4 @@
-//! `api-gateway`: loads settings, sets up logs, runs until SIGTERM or Ctrl-C.
+//! `api-gateway`: loads settings, sets up logs and traces, runs until SIGTERM or Ctrl-C.
 
 use api_gateway::{Application, GatewaySettings};
 use clap::Parser;
@@ -17,7 +17,7 @@ struct Cli {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    service_kit::telemetry::init();
+    let _telemetry = service_kit::telemetry::init(env!("CARGO_PKG_NAME"))?;
     let application = Application::build(&cli.settings).await?;
     let cancel = service_kit::shutdown::on_signal();
     application.run_until_stopped(cancel).await

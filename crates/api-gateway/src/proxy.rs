@@ -13,8 +13,10 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use service_kit::Problem;
+use service_kit::telemetry;
 use std::net::IpAddr;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The request body as sent upstream: the client's, cut off past the limit.
 pub type UpstreamBody = Limited<ClientBody>;
@@ -153,11 +155,19 @@ impl Proxy {
 
         let body = crate::admission::read_body(body, &parts.headers, &self.body).await?;
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
+        // Traced, the exchange is a client span of the gateway's, whose
+        // context replaces the caller's `traceparent`.
+        let url = || format!("{}://{}{}", upstream.scheme, upstream.authority, parts.uri);
+        let span = telemetry::calling(&parts.method, upstream.name, url, &mut parts.headers);
         let exchange = async {
             let _turn = upstream.in_flight.acquire().await;
             upstream.connections.send(Request::from_parts(parts, body)).await
         };
-        let sent = tokio::time::timeout(self.timeout, exchange).await;
+        let sent = tokio::time::timeout(self.timeout, exchange).instrument(span.clone()).await;
+        match &sent {
+            Ok(Ok(response)) => telemetry::answered(&span, response.status()),
+            _ => telemetry::failed(&span),
+        }
         let mut response = match sent {
             Err(_) => return Err(ProxyError::Timeout(upstream.name, self.timeout)),
             Ok(Err(ExchangeError::Connect(error))) => return Err(ProxyError::Unavailable(upstream.name, error)),

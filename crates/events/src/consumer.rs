@@ -82,6 +82,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Handles one event family. Called once per delivery; an error says whether
@@ -666,13 +667,26 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         Ok(())
     }
 
-    /// Runs the handler until it succeeds, the attempts run out, or shutdown comes.
-    #[tracing::instrument(skip_all, fields(event_id = %pending.event.id, event_type = pending.event.event_type(), correlation_id = %pending.event.metadata.correlation_id))]
+    /// Runs the handler until it succeeds, the attempts run out, or shutdown
+    /// comes, in the delivery's span: traced, the `process` span of the
+    /// entry's trace ([`crate::trace`]).
     async fn deliver(
         &self,
         commands: &mut MultiplexedConnection,
         pending: Pending<E>,
         cancel: &CancellationToken,
+    ) -> Result<Handled, RedisError> {
+        let span = crate::trace::processing(&self.config.stream, &self.config.group, &pending.event, &pending.fields);
+        self.attempt(commands, pending, cancel, &span).instrument(span.clone()).await
+    }
+
+    /// The attempts of [`Self::deliver`], in `span`.
+    async fn attempt(
+        &self,
+        commands: &mut MultiplexedConnection,
+        pending: Pending<E>,
+        cancel: &CancellationToken,
+        span: &tracing::Span,
     ) -> Result<Handled, RedisError> {
         let mut attempt = pending.deliveries.max(1);
         let mut outage: Option<(Stall<'_>, u32)> = None;
@@ -706,6 +720,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                         "handler failed for the last time; dead-lettering the event"
                     );
                     let reason = format!("{error:#}");
+                    crate::trace::failed(span);
                     self.dead_letter(commands, &pending.entry_id, &pending.fields, attempt, &reason).await?;
                     return Ok(Handled::Done);
                 }

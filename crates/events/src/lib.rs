@@ -42,6 +42,13 @@
 //! filtered, each stream's groups, consumers, dead letters and trim point.
 //! `platform-ctl` and the console's pages show the same through it.
 //!
+//! # Traces
+//!
+//! An event carries the W3C trace context of the span that created it, from
+//! its outbox row to its stream entry, and every consumer handles it in a
+//! span of the same trace ([`trace`]), so a request and everything it caused
+//! downstream read as one trace. Off unless the process exports traces.
+//!
 //! # Ordering
 //!
 //! Events of one aggregate are appended in version order and published in the
@@ -100,6 +107,7 @@ mod redis_link;
 pub mod reservation;
 pub mod retention;
 pub mod schema;
+pub mod trace;
 
 pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
 pub use encoding::{EncodedEvent, Streams};

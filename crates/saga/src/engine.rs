@@ -7,11 +7,14 @@ use crate::error::Error;
 use crate::plan::{self, Next};
 use crate::state::{Phase, Position, SagaId, Status};
 use crate::store::{self, Entry, Saga};
+use crate::trace;
 use chrono::{DateTime, Utc};
+use events::trace::TraceContext;
 use events::{EventId, Metadata, UnitOfWork};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// What a call did to one saga, for the service to update its own aggregate
@@ -118,17 +121,23 @@ where
         version: 1,
         created_at: now,
         updated_at: now,
+        trace: None,
     };
-    store::insert(work, &saga).await?;
-    store::record(
-        work,
-        saga.id,
-        now,
-        Entry { kind: "started", detail: json!({ "subject": saga.subject }), ..Entry::default() },
-    )
+    let span = trace::span("start", shape, &saga);
+    async {
+        store::insert(work, &saga).await?;
+        store::record(
+            work,
+            saga.id,
+            now,
+            Entry { kind: "started", detail: json!({ "subject": saga.subject }), ..Entry::default() },
+        )
+        .await?;
+        let first = saga.position;
+        send(work, shape, &mut saga, first, 1, metadata.causation_id.clone(), now).await
+    }
+    .instrument(span)
     .await?;
-    let first = saga.position;
-    send(work, shape, &mut saga, first, 1, metadata.causation_id.clone(), now).await?;
     crate::metrics::started(shape.name());
     tracing::info!(saga = %saga.id, saga_type = shape.name(), subject = %saga.subject, "saga started");
     Ok(saga.id)
@@ -153,7 +162,9 @@ pub async fn on_reply(work: &mut UnitOfWork, definitions: &Definitions, reply: &
     let mut outcomes = Vec::with_capacity(sagas.len());
     for mut saga in sagas {
         let shape = shape_of(definitions, &saga)?;
-        let effect = reply_to(work, shape, &mut saga, reply, now).await?;
+        let span = trace::span("reply", shape, &saga);
+        let effect = reply_to(work, shape, &mut saga, reply, now).instrument(span.clone()).await?;
+        trace::effect(&span, &effect);
         outcomes.push(outcome(&saga, effect));
     }
     Ok(outcomes)
@@ -234,15 +245,20 @@ pub async fn retry(work: &mut UnitOfWork, definitions: &Definitions, id: SagaId)
         return Err(invalid(&saga, "retry", "running, compensating or stuck sagas"));
     }
     let shape = shape_of(definitions, &saga)?;
-    let entry = Entry {
-        kind: "retried",
-        step: Some(saga.position.step),
-        detail: json!({ "phase": saga.position.phase, "status": saga.status, "stuck_reason": saga.stuck_reason }),
-        ..Entry::default()
-    };
-    store::record(work, saga.id, now, entry).await?;
-    let position = saga.position;
-    send(work, shape, &mut saga, position, 1, None, now).await?;
+    let span = trace::operated("retry", shape, &saga);
+    async {
+        let entry = Entry {
+            kind: "retried",
+            step: Some(saga.position.step),
+            detail: json!({ "phase": saga.position.phase, "status": saga.status, "stuck_reason": saga.stuck_reason }),
+            ..Entry::default()
+        };
+        store::record(work, saga.id, now, entry).await?;
+        let position = saga.position;
+        send(work, shape, &mut saga, position, 1, None, now).await
+    }
+    .instrument(span)
+    .await?;
     Ok(outcome(&saga, Effect::Resent { attempt: 1 }))
 }
 
@@ -260,12 +276,22 @@ pub async fn abort(work: &mut UnitOfWork, definitions: &Definitions, id: SagaId,
         return Err(invalid(&saga, "abort", "running sagas"));
     }
     let shape = shape_of(definitions, &saga)?;
-    let entry =
-        Entry { kind: "aborted", step: Some(saga.position.step), detail: json!({ "why": why }), ..Entry::default() };
-    store::record(work, saga.id, now, entry).await?;
-    saga.reason = Some(format!("aborted: {why}"));
-    let next = plan::next(shape, saga.position, &plan::Event::Aborted);
-    let effect = apply(work, shape, &mut saga, next, None, now).await?;
+    let span = trace::operated("abort", shape, &saga);
+    let effect = async {
+        let entry = Entry {
+            kind: "aborted",
+            step: Some(saga.position.step),
+            detail: json!({ "why": why }),
+            ..Entry::default()
+        };
+        store::record(work, saga.id, now, entry).await?;
+        saga.reason = Some(format!("aborted: {why}"));
+        let next = plan::next(shape, saga.position, &plan::Event::Aborted);
+        apply(work, shape, &mut saga, next, None, now).await
+    }
+    .instrument(span.clone())
+    .await?;
+    trace::effect(&span, &effect);
     Ok(outcome(&saga, effect))
 }
 
@@ -349,8 +375,24 @@ async fn finish(
     Ok(())
 }
 
-/// Sends the action at `position` as attempt `attempt`, with its deadline from `now`.
+/// Sends the action at `position` as attempt `attempt`, with its deadline
+/// from `now`, in a span of its own whose context the saga keeps.
 pub(crate) async fn send(
+    work: &mut UnitOfWork,
+    shape: &dyn Shape,
+    saga: &mut Saga,
+    position: Position,
+    attempt: u32,
+    causation: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let span = trace::sending(shape, saga, position, attempt);
+    saga.trace = TraceContext::of(&span);
+    send_in(work, shape, saga, position, attempt, causation, now).instrument(span).await
+}
+
+/// [`send`], in its span.
+async fn send_in(
     work: &mut UnitOfWork,
     shape: &dyn Shape,
     saga: &mut Saga,

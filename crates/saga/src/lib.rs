@@ -17,6 +17,14 @@
 //! applied in the inbox transaction of the service's handler, so a redelivered
 //! reply changes nothing.
 //!
+//! # Traces
+//!
+//! While the service exports traces, each start, reply, command sent,
+//! deadline and operator action has a span (`saga step CreateOrder/reserve_stock`,
+//! …) in the trace of the request or event that caused it; the saga row keeps
+//! the context of its latest command's span, so that a deadline handled by
+//! the sweep continues the same trace.
+//!
 //! # What it guards against
 //!
 //! * **Unknown outcomes are not failures.** A step whose reply never came
@@ -45,6 +53,7 @@ mod query;
 mod state;
 mod store;
 mod sweep;
+mod trace;
 
 pub use definition::{Action, Command, Definition, Definitions, Reply, Step, Verdict};
 pub use engine::{Effect, Ignored, Outcome, abort, on_reply, retry, start};

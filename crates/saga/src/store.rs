@@ -3,6 +3,7 @@
 use crate::error::{Context, Error};
 use crate::state::{Phase, Position, SagaId, Status};
 use chrono::{DateTime, Utc};
+use events::trace::TraceContext;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -26,11 +27,14 @@ pub(crate) struct Saga {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The context of the span that sent the latest command, while traces are exported.
+    pub trace: Option<TraceContext>,
 }
 
 /// The columns of [`Row`], in a `SELECT`.
 pub(crate) const COLUMNS: &str = "id, saga_type, subject, data, current_step, phase, status, step_deadline, \
-    step_started_at, attempts, command_id, reason, stuck_reason, correlation_id, source, version, created_at, updated_at";
+    step_started_at, attempts, command_id, reason, stuck_reason, correlation_id, source, version, created_at, updated_at, \
+    traceparent, tracestate";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct Row {
@@ -52,6 +56,8 @@ pub(crate) struct Row {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 impl TryFrom<Row> for Saga {
@@ -81,6 +87,7 @@ impl TryFrom<Row> for Saga {
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            trace: TraceContext::from_parts(row.traceparent.as_deref(), row.tracestate.as_deref()),
         })
     }
 }
@@ -115,7 +122,7 @@ pub(crate) async fn update(connection: &mut PgConnection, saga: &mut Saga) -> Re
     let version: i64 = sqlx::query_scalar(
         "UPDATE sagas SET current_step = $2, phase = $3, status = $4, step_deadline = $5, step_started_at = $6,
                           attempts = $7, command_id = $8, reason = $9, stuck_reason = $10,
-                          version = version + 1, updated_at = $11
+                          version = version + 1, updated_at = $11, traceparent = $12, tracestate = $13
          WHERE id = $1 RETURNING version",
     )
     .bind(saga.id)
@@ -129,6 +136,8 @@ pub(crate) async fn update(connection: &mut PgConnection, saga: &mut Saga) -> Re
     .bind(&saga.reason)
     .bind(&saga.stuck_reason)
     .bind(saga.updated_at)
+    .bind(saga.trace.as_ref().map(|trace| trace.traceparent.as_str()))
+    .bind(saga.trace.as_ref().and_then(|trace| trace.tracestate.as_deref()))
     .fetch_one(connection)
     .await
     .context("updating a saga")?;

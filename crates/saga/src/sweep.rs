@@ -21,6 +21,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How many sagas one transaction handles at most.
 const BATCH: i64 = 100;
@@ -58,7 +59,8 @@ impl Sweeper {
             let count = due.len();
             for mut saga in due {
                 let Some(shape) = self.definitions.get(&saga.saga_type) else { continue };
-                timed_out(&mut work, shape, &mut saga, now).await?;
+                let span = crate::trace::timed_out(shape, &saga);
+                timed_out(&mut work, shape, &mut saga, now).instrument(span).await?;
             }
             work.commit().await.context("committing a deadline sweep")?;
             handled += count;

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 /// Wraps a service's routes with the operational endpoints, the OpenAPI
 /// document (`/api-docs/openapi.json`, completed by
@@ -56,8 +57,9 @@ pub fn finish(
 }
 
 /// Gives each request an id (the caller's well-formed `X-Request-Id`, or a
-/// new one), runs it in a span carrying that id, returns the id, logs the
-/// outcome, and records `http_requests_total` and
+/// new one), runs it in a span carrying that id (traced, the server span of
+/// the caller's trace: [`crate::telemetry::serving`]), returns the id, logs
+/// the outcome, and records `http_requests_total` and
 /// `http_request_duration_seconds` by method, route and status.
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers());
@@ -67,11 +69,21 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        %method,
+        %route,
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+    );
+    crate::telemetry::serving(&span, &method, &route, request.uri().path(), request.headers());
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();
+    crate::telemetry::answered(&span, status);
     response.headers_mut().insert(REQUEST_ID, header_value(&id));
     span.in_scope(|| {
         if status.is_server_error() {

@@ -232,13 +232,17 @@ fn host_name() -> String {
 }
 
 /// What a service's `main` does once it has parsed its settings: sets up
-/// logs, builds the service (`built` runs after the logs are set up), and
-/// runs it until SIGTERM or Ctrl-C.
+/// logs and traces for `service` ([`crate::telemetry`]), builds the service
+/// (`built` runs after they are set up), runs it until SIGTERM or Ctrl-C,
+/// and exports the last spans.
 ///
 /// # Errors
-/// Building failed, or running did.
-pub async fn run(built: impl Future<Output = anyhow::Result<Application>>) -> anyhow::Result<()> {
-    crate::telemetry::init();
+/// Telemetry could not be set up, building failed, or running did.
+pub async fn run(
+    service: &'static str,
+    built: impl Future<Output = anyhow::Result<Application>>,
+) -> anyhow::Result<()> {
+    let _telemetry = crate::telemetry::init(service)?;
     let application = built.await?;
     application.run_until_stopped(crate::shutdown::on_signal()).await
 }
@@ -281,7 +285,7 @@ macro_rules! service_main {
                 .about(env!("CARGO_PKG_DESCRIPTION"))
                 .version(env!("CARGO_PKG_VERSION"));
             let cli = $crate::service::Cli::<$own>::from_arg_matches(&command.get_matches())?;
-            $crate::service::run(($build)(&cli.settings, &cli.own)).await
+            $crate::service::run(env!("CARGO_PKG_NAME"), ($build)(&cli.settings, &cli.own)).await
         }
     };
 }

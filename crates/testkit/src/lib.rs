@@ -10,13 +10,15 @@
 //! stream's events back. [`auth::TestKeys`] makes key pairs and mints
 //! tokens; [`Api::as_staff`] sends one with every scope. [`proxy::FaultProxy`] sits between a service and
 //! PostgreSQL or Redis and pauses, cuts or resets the connections on cue, for
-//! tests of how the service lives through network faults.
+//! tests of how the service lives through network faults. [`traces::Recorder`]
+//! keeps the spans a test exports, to assert on whole traces.
 
 pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod proxy;
 pub mod stream;
+pub mod traces;
 
 pub use api::{Api, Running};
 
@@ -87,15 +89,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..UNIQUE_SUFFIX_LEN])
 }
 
-/// Sends logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+/// Sends logs to the test output when `TEST_LOG` is set (e.g.
+/// `TEST_LOG=debug`), unless the test binary installed a subscriber of its
+/// own (a [`traces::Recorder`], which logs the same way).
 pub fn init_tracing() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         if let Ok(filter) = std::env::var("TEST_LOG") {
-            tracing_subscriber::fmt()
+            let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
                 .with_test_writer()
-                .init();
+                .try_init();
         }
     });
 }

@@ -70,6 +70,26 @@ async fn hop_by_hop_headers_are_dropped_both_ways_and_forwarded_headers_are_set(
 }
 
 #[tokio::test]
+async fn without_trace_export_the_callers_trace_context_reaches_the_upstream_untouched() -> TestResult {
+    // This test binary installs no trace layer, as a gateway without
+    // `OTEL_EXPORTER_OTLP_ENDPOINT` does: it makes no span and forwards the headers as they came.
+    let upstream = echo("menus").await?;
+    let gateway = spawn_gateway(crate::helpers::settings_for(&upstream.url)).await?;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = gateway
+        .client
+        .get(gateway.url("/api/v1/menus"))
+        .header("traceparent", traceparent)
+        .header("tracestate", "vendor=1")
+        .send()
+        .await?;
+    let seen: Value = response.json().await?;
+    assert_eq!(seen["headers"]["traceparent"], traceparent);
+    assert_eq!(seen["headers"]["tracestate"], "vendor=1");
+    Ok(())
+}
+
+#[tokio::test]
 async fn well_formed_request_ids_are_passed_on_and_others_replaced() -> TestResult {
     let upstream = echo("menus").await?;
     let gateway = spawn_gateway(crate::helpers::settings_for(&upstream.url)).await?;

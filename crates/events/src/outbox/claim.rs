@@ -23,15 +23,18 @@
 //! move up to the earlier claim's last `seq`.
 
 use crate::encoding::EncodedEvent;
+use crate::trace::TraceContext;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-/// One claimed outbox row: an event in wire form and where it goes.
+/// One claimed outbox row: an event in wire form, where it goes, and the
+/// context of the span that created it, if it was traced.
 pub(super) struct OutboxRow {
     pub seq: i64,
     pub stream: String,
     pub event: EncodedEvent,
+    pub created: Option<TraceContext>,
 }
 
 /// What one claim deleted and what its snapshot said about running writers.
@@ -61,7 +64,7 @@ struct ClaimedRow {
 
 impl sqlx::FromRow<'_, PgRow> for ClaimedRow {
     /// Reads the columns by position, in the order of the claim's `RETURNING`
-    /// (by name, each of the eleven costs a hash lookup on every row).
+    /// (by name, each of the thirteen costs a hash lookup on every row).
     fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             row: OutboxRow {
@@ -76,8 +79,12 @@ impl sqlx::FromRow<'_, PgRow> for ClaimedRow {
                     data: row.try_get(7)?,
                     metadata: row.try_get(8)?,
                 },
+                created: row
+                    .try_get::<Option<String>, _>(9)?
+                    .map(|traceparent| Ok::<_, sqlx::Error>(TraceContext { traceparent, tracestate: row.try_get(10)? }))
+                    .transpose()?,
             },
-            snapshot: Snapshot { snapshot_xmin: row.try_get(9)?, relay_xid: row.try_get(10)? },
+            snapshot: Snapshot { snapshot_xmin: row.try_get(11)?, relay_xid: row.try_get(12)? },
         })
     }
 }
@@ -157,7 +164,7 @@ pub(super) async fn claim(tx: &mut PgConnection, after: i64, limit: usize) -> Re
          WHERE seq > $1
            AND seq <= (SELECT max(seq) FROM (SELECT seq FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch)
          RETURNING seq, event_id, stream, event_type, aggregate_id, version, occurred_at,
-                   data::text AS data, metadata::text AS metadata,
+                   data::text AS data, metadata::text AS metadata, traceparent, tracestate,
                    (SELECT xmin FROM snapshot) AS snapshot_xmin, (SELECT relay_xid FROM snapshot) AS relay_xid",
     )
     .bind(after)
@@ -190,6 +197,7 @@ mod tests {
                     data: String::new(),
                     metadata: String::new(),
                 },
+                created: None,
             })
             .collect();
         Claimed { rows, snapshot: Some(Snapshot { snapshot_xmin, relay_xid }) }

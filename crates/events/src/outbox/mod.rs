@@ -61,6 +61,7 @@ pub use relay::{OutboxRelay, RelayConfig, RelayError, RelayWaker};
 
 use crate::encoding::{EncodedEvent, Streams};
 use crate::envelope::{DomainEvent, Event};
+use crate::trace::TraceContext;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// Why appending to the outbox failed.
@@ -155,7 +156,26 @@ impl std::ops::DerefMut for UnitOfWork {
     }
 }
 
-/// Appends `events` to the outbox inside `tx`.
+/// The insert of [`append`].
+const APPEND: &str =
+    "INSERT INTO outbox (event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata)
+     SELECT id, $2, event_type, aggregate_id, version, occurred_at, data::json, metadata::json
+     FROM UNNEST($1::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
+          AS e(id, event_type, aggregate_id, version, occurred_at, data, metadata)
+     WHERE pg_current_xact_id() IS NOT NULL";
+
+/// [`APPEND`] with each row's creation context.
+const APPEND_TRACED: &str =
+    "INSERT INTO outbox (event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata,
+                         traceparent, tracestate)
+     SELECT id, $2, event_type, aggregate_id, version, occurred_at, data::json, metadata::json, traceparent, tracestate
+     FROM UNNEST($1::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[],
+                 $9::text[], $10::text[])
+          AS e(id, event_type, aggregate_id, version, occurred_at, data, metadata, traceparent, tracestate)
+     WHERE pg_current_xact_id() IS NOT NULL";
+
+/// Appends `events` to the outbox inside `tx`, each with its creation
+/// context while traces are exported ([`crate::trace`]).
 async fn append<E: Event>(
     tx: &mut PgConnection,
     streams: &Streams,
@@ -168,23 +188,30 @@ async fn append<E: Event>(
     let encoded = events.iter().map(EncodedEvent::encode).collect::<Result<Vec<_>, _>>()?;
     // `pg_current_xact_id()` is evaluated once, before the first row takes its
     // `seq`: a writer has its transaction id before it holds a `seq`, which the
-    // relay's scan horizon relies on (see `claim`).
-    sqlx::query(
-        "INSERT INTO outbox (event_id, stream, event_type, aggregate_id, version, occurred_at, data, metadata)
-         SELECT id, $2, event_type, aggregate_id, version, occurred_at, data::json, metadata::json
-         FROM UNNEST($1::uuid[], $3::text[], $4::uuid[], $5::int8[], $6::timestamptz[], $7::text[], $8::text[])
-              AS e(id, event_type, aggregate_id, version, occurred_at, data, metadata)
-         WHERE pg_current_xact_id() IS NOT NULL",
-    )
-    .bind(encoded.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
-    .bind(&stream)
-    .bind(encoded.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(encoded.iter().map(|e| e.aggregate_id).collect::<Vec<_>>())
-    .bind(encoded.iter().map(|e| e.version).collect::<Vec<_>>())
-    .bind(encoded.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(encoded.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
-    .bind(encoded.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>())
-    .execute(tx)
-    .await?;
+    // relay's scan horizon relies on (see `claim`). Without traces the
+    // statement binds nothing for them, so that it costs what it did before.
+    let created = crate::trace::enabled().then(|| {
+        encoded
+            .iter()
+            .map(|event| match crate::trace::created(&stream, event) {
+                Some(TraceContext { traceparent, tracestate }) => (Some(traceparent), tracestate),
+                None => (None, None),
+            })
+            .unzip::<_, _, Vec<_>, Vec<_>>()
+    });
+    let statement = if created.is_some() { APPEND_TRACED } else { APPEND };
+    let mut query = sqlx::query(statement)
+        .bind(encoded.iter().map(|e| e.id.as_uuid()).collect::<Vec<_>>())
+        .bind(&stream)
+        .bind(encoded.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(encoded.iter().map(|e| e.aggregate_id).collect::<Vec<_>>())
+        .bind(encoded.iter().map(|e| e.version).collect::<Vec<_>>())
+        .bind(encoded.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+        .bind(encoded.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+        .bind(encoded.iter().map(|e| e.metadata.as_str()).collect::<Vec<_>>());
+    if let Some((traceparents, tracestates)) = created {
+        query = query.bind(traceparents).bind(tracestates);
+    }
+    query.execute(tx).await?;
     Ok(())
 }

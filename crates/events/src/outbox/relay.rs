@@ -14,6 +14,7 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How often the backlog gauges are refreshed.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -320,9 +321,15 @@ impl OutboxRelay {
             let mut in_flight = VecDeque::with_capacity(PIPELINES_IN_FLIGHT);
             while let Some(rows) = claimed.recv().await {
                 published += rows.len();
+                let span = crate::trace::sending(
+                    rows.len(),
+                    || one_stream(&rows),
+                    rows.iter().filter_map(|row| row.created.as_ref()),
+                );
                 let pipeline = pipeline(rows, &mut per_stream);
                 let mut connection = redis.clone();
-                let mut sent = Box::pin(async move { pipeline.query_async::<()>(&mut connection).await });
+                let mut sent =
+                    Box::pin(async move { pipeline.query_async::<()>(&mut connection).await }.instrument(span));
                 // The first poll queues the pipeline on the connection behind the
                 // batches before it (when the queue is full, it takes places in
                 // the order they were asked for); Redis runs them in that order.
@@ -375,16 +382,31 @@ async fn rows_below(tx: &mut PgConnection, horizon: i64) -> Result<bool, sqlx::E
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq <= $1)").bind(horizon).fetch_one(tx).await
 }
 
-/// One `XADD` per row, in order, counting rows per stream. Streams are not
-/// capped here: [`crate::retention`] trims them below what every consumer
-/// group has acknowledged.
+/// One `XADD` per row, in order, counting rows per stream: the envelope's
+/// fields, then the creation context of a traced event
+/// ([`crate::trace::TRACEPARENT`], [`crate::trace::TRACESTATE`]). Streams are
+/// not capped here: [`crate::retention`] trims them below what every
+/// consumer group has acknowledged.
 fn pipeline(rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
     let mut pipeline = redis::pipe();
-    for OutboxRow { stream, event, .. } in rows {
-        pipeline.cmd("XADD").arg(&stream).arg("*").arg(&event.into_fields()[..]).ignore();
+    for OutboxRow { stream, event, created, .. } in rows {
+        let command = pipeline.cmd("XADD").arg(&stream).arg("*").arg(&event.into_fields()[..]);
+        if let Some(created) = created {
+            command.arg(crate::trace::TRACEPARENT).arg(created.traceparent);
+            if let Some(tracestate) = created.tracestate {
+                command.arg(crate::trace::TRACESTATE).arg(tracestate);
+            }
+        }
+        command.ignore();
         *per_stream.entry(stream).or_default() += 1;
     }
     pipeline
+}
+
+/// The stream every one of `rows` goes to, if they all go to one.
+fn one_stream(rows: &[OutboxRow]) -> Option<&str> {
+    let first = rows.first()?;
+    rows.iter().all(|row| row.stream == first.stream).then_some(first.stream.as_str())
 }
 
 /// Refreshes the backlog gauges every [`BACKLOG_INTERVAL`] until `cancel` fires.
