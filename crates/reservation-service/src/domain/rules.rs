@@ -143,7 +143,7 @@ impl RulesDocument {
             invalid("time_zone", format!("{:?} is not an IANA time zone such as Europe/Rome", self.time_zone))
         })?;
         let slot_minutes = within("slot_minutes", self.slot_minutes, GRAIN_MINUTES, 120)?;
-        if slot_minutes % GRAIN_MINUTES != 0 {
+        if !slot_minutes.is_multiple_of(GRAIN_MINUTES) {
             return Err(invalid("slot_minutes", format!("must be a multiple of {GRAIN_MINUTES}")));
         }
         let seats = within("seats", self.seats, 1, 100_000)?;

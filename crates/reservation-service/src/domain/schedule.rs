@@ -40,7 +40,7 @@ impl TimeOfDay {
         if minutes >= 60 || total > 24 * 60 {
             return Err(invalid());
         }
-        if total % GRAIN_MINUTES != 0 {
+        if !total.is_multiple_of(GRAIN_MINUTES) {
             return Err(format!("{text} is not on the {GRAIN_MINUTES}-minute grid that times of day are on"));
         }
         Ok(Self(total))
@@ -244,7 +244,7 @@ impl Schedule {
                 },
             )?;
         let on_the_minute = local.second() == 0 && local.nanosecond() == 0;
-        if !on_the_minute || (at - sitting.opens.0) % self.slot_minutes != 0 {
+        if !on_the_minute || !(at - sitting.opens.0).is_multiple_of(self.slot_minutes) {
             return Err(ScheduleError::OffTheGrid {
                 slot_minutes: self.slot_minutes,
                 opens: sitting.opens,
