@@ -126,7 +126,9 @@ pub async fn release(
 }
 
 /// Makes the rows from the grain of `from` up to `until` that do not exist
-/// yet, with `capacity`; returns how many.
+/// yet, with `capacity`; returns how many. Only the grains past the last row
+/// are generated, so running it again (every start, every upkeep) costs the
+/// new rows, not the whole horizon.
 ///
 /// # Errors
 /// PostgreSQL failed.
@@ -140,7 +142,10 @@ pub async fn extend(
     let first = DateTime::from_timestamp(from.timestamp().div_euclid(grain_seconds) * grain_seconds, 0).unwrap_or(from);
     let made = sqlx::query(
         "INSERT INTO seat_ledger (grain_start, capacity)
-         SELECT grain, $3 FROM generate_series($1::timestamptz, $2::timestamptz, make_interval(mins => $4)) AS grain
+         SELECT grain, $3
+         FROM generate_series(GREATEST($1::timestamptz,
+                                       (SELECT max(grain_start) + make_interval(mins => $4) FROM seat_ledger)),
+                              $2::timestamptz, make_interval(mins => $4)) AS grain
          ON CONFLICT (grain_start) DO NOTHING",
     )
     .bind(first)
