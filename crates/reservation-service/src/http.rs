@@ -13,8 +13,8 @@ mod availability;
 mod restaurant;
 
 use crate::domain::{
-    Booking, CancelReason, Duration, Email, Guest, GuestName, Notes, PartySize, Phone, PreOrderLine, Reservation,
-    ReservationStatus, StatusChange,
+    Booking, CancelReason, DomainError, Duration, Email, Guest, GuestName, Notes, PartySize, Phone, PreOrderLine,
+    Reservation, ReservationStatus, Rules, StatusChange,
 };
 use crate::error::Error;
 use crate::manage_token::ManageToken;
@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use chrono::{DateTime, SubsecRound, Utc};
-use events::{MenuItemId, ReservationId};
+use events::{MenuItemId, ReservationEvent, ReservationId};
 use serde::{Deserialize, Serialize};
 use service_kit::Problem;
 use service_kit::auth::{Credential, Scope, Staff, scopes::ReservationsManage};
@@ -407,8 +407,22 @@ async fn confirm(
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
     let command = |reservation: &mut Reservation, _: &_, _| reservation.confirm();
+    staff_change(&staff, &reservations, &request_id, if_match, reservation_id, command).await
+}
+
+/// Applies a staff member's status change to reservation `reservation_id`
+/// and answers with the reservation: the one body of the staff-only
+/// transitions.
+async fn staff_change(
+    staff: &Staff<ReservationsManage>,
+    reservations: &Reservations,
+    request_id: &str,
+    if_match: IfMatch,
+    reservation_id: ReservationId,
+    command: impl FnOnce(&mut Reservation, &Rules, DateTime<Utc>) -> Result<Option<ReservationEvent>, DomainError>,
+) -> Result<Reply, Error> {
     let actor = &staff.identity.subject;
-    reservations.change(reservation_id, if_match, actor, &request_id, command, reservation_reply).await
+    reservations.change(reservation_id, if_match, actor, request_id, command, reservation_reply).await
 }
 
 /// Why the reservation is called off.
@@ -452,8 +466,7 @@ async fn seat(
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
-    let actor = &staff.identity.subject;
-    reservations.change(reservation_id, if_match, actor, &request_id, Reservation::seat, reservation_reply).await
+    staff_change(&staff, &reservations, &request_id, if_match, reservation_id, Reservation::seat).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/complete", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
@@ -468,8 +481,7 @@ async fn complete(
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
     let command = |reservation: &mut Reservation, _: &_, _| reservation.complete();
-    let actor = &staff.identity.subject;
-    reservations.change(reservation_id, if_match, actor, &request_id, command, reservation_reply).await
+    staff_change(&staff, &reservations, &request_id, if_match, reservation_id, command).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/reservations/{reservation_id}/no-show", tag = "reservations", params(ReservationPath, IfMatch), security(("bearer" = ["reservations:manage"])), responses(
@@ -483,6 +495,5 @@ async fn no_show(
     if_match: IfMatch,
     Path(ReservationPath { reservation_id }): Path<ReservationPath>,
 ) -> Result<Reply, Error> {
-    let actor = &staff.identity.subject;
-    reservations.change(reservation_id, if_match, actor, &request_id, Reservation::no_show, reservation_reply).await
+    staff_change(&staff, &reservations, &request_id, if_match, reservation_id, Reservation::no_show).await
 }
