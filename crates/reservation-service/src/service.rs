@@ -175,7 +175,6 @@ impl Reservations {
                 return Err(Error::Unorderable { index, item, reason });
             }
         }
-        store::lock_guest(tx, &reservation.guest).await.map_err(StoreError::from)?;
         let manage_token = crate::manage_token::generate();
         store::insert(tx, &reservation, &manage_token.hash()).await?;
         let (starts_at, ends_at) = (reservation.starts_at, reservation.ends_at());

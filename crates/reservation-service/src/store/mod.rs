@@ -18,30 +18,24 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Serializes the bookings of one guest: takes a transaction-scoped lock
-/// on each of their contacts (email lower-cased, phone as its digits), in a
-/// fixed order, so that two bookings by the same guest cannot both pass the
-/// limit of upcoming bookings. Namespaced by the schema.
-///
-/// # Errors
-/// PostgreSQL failed.
-pub async fn lock_guest(tx: &mut PgConnection, guest: &Guest) -> sqlx::Result<()> {
+/// The keys of a guest's booking locks: each contact as the indexes keep it
+/// (email lower-cased, phone as its digits).
+fn guest_lock_keys(guest: &Guest) -> Vec<String> {
     let mut contacts: Vec<String> =
         guest.email.iter().map(|email| format!("email:{}", email.as_str().to_lowercase())).collect();
     if let Some(phone) = &guest.phone {
         contacts.push(format!("phone:{}", phone.as_str().chars().filter(char::is_ascii_digit).collect::<String>()));
     }
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(contact))
-         FROM unnest($1::text[]) AS contact ORDER BY hashtext(contact)",
-    )
-    .bind(contacts)
-    .execute(tx)
-    .await?;
-    Ok(())
+    contacts
 }
 
 /// Inserts a new reservation, its first status and its pre-order.
+///
+/// The statement first serializes the bookings of one guest: it takes a
+/// transaction-scoped lock on each of their contacts, in a fixed order and
+/// namespaced by the schema, so that two bookings by the same guest cannot
+/// both pass the limit of upcoming bookings, which a later statement counts
+/// (one that sees what committed while this one waited).
 ///
 /// # Errors
 /// PostgreSQL failed.
@@ -51,11 +45,16 @@ pub async fn insert(
     manage_token_hash: &[u8; 32],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "WITH booked AS (
+        "WITH guest_locked AS (
+             SELECT count(*) FROM (
+                 SELECT pg_advisory_xact_lock(hashtext(current_schema()), hashtext(contact))
+                 FROM unnest($17::text[]) AS contact ORDER BY hashtext(contact)
+             ) AS locks
+         ), booked AS (
              INSERT INTO reservations (id, guest_name, guest_email, guest_phone, party_size, starts_at, ends_at, notes,
                                        status, cancel_reason, version, created_at, updated_at, manage_token_hash,
                                        expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM guest_locked
              RETURNING id, version, status, created_at
          )
          INSERT INTO reservation_history (reservation_id, version, status, actor, at)
@@ -77,6 +76,7 @@ pub async fn insert(
     .bind(&manage_token_hash[..])
     .bind(reservation.expires_at)
     .bind(reservation.history.first().map_or("guest", |change| change.actor.as_str()))
+    .bind(guest_lock_keys(&reservation.guest))
     .execute(&mut *tx)
     .await?;
     if reservation.pre_order.is_empty() {
