@@ -279,9 +279,12 @@ struct Lanes<E> {
     room: Arc<Semaphore>,
 }
 
-/// An entry in a lane, holding its place until it has been handled.
+/// An entry in a lane, holding its place until it has been handled. The
+/// entry is boxed: a bounded channel allocates its first block of slots when
+/// it is opened, and with a consumer's 128 lanes, slots the size of a whole
+/// entry cost 1.5 MB per consumer before anything arrives.
 struct Queued<E> {
-    pending: Pending<E>,
+    pending: Box<Pending<E>>,
     _place: OwnedSemaphorePermit,
 }
 
@@ -302,7 +305,7 @@ impl<E> Lanes<E> {
         let lanes = self.queues.len() as u128;
         #[allow(clippy::cast_possible_truncation, reason = "the remainder is below the lane count")]
         let lane = (pending.event.aggregate_id.as_u128() % lanes) as usize;
-        self.queues[lane].send(Queued { pending, _place: place }).await.is_ok()
+        self.queues[lane].send(Queued { pending: Box::new(pending), _place: place }).await.is_ok()
     }
 }
 
@@ -660,7 +663,9 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             }
             // Never closed, so this waits only for a handler's turn.
             let Ok(_turn) = handlers.acquire().await else { break };
-            if let Handled::LeftPending = self.deliver(&mut commands, pending, cancel).await? {
+            // Boxed: a lane waits far more than it handles, and the lanes'
+            // futures (128 by default) would otherwise each be the size of a handler's.
+            if let Handled::LeftPending = Box::pin(self.deliver(&mut commands, *pending, cancel)).await? {
                 left_pending.push(aggregate_id);
             }
         }
