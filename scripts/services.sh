@@ -64,3 +64,32 @@ wait_ready() {
   echo "$1 did not answer" >&2
   return 1
 }
+
+# Uses the platform if scripts/run has it up (every process ready: .run/ready),
+# else starts it (scripts/run, log in .run/$1.log) and stops it when the
+# calling script exits.
+ensure_platform() {
+  local log=.run/$1.log
+  [ -e .run/ready ] && curl -fs http://127.0.0.1:8080/ready >/dev/null 2>&1 && return 0
+  mkdir -p .run
+  scripts/run >"$log" 2>&1 &
+  platform_pid=$!
+  trap 'scripts/run down >/dev/null; wait "$platform_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 3000); do
+    [ -e .run/ready ] && return 0
+    kill -0 "$platform_pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "the platform did not become ready; see $log" >&2
+  return 1
+}
+
+# Rate limits far above what a benchmark sends, for a platform that
+# ensure_platform starts (the limiter still runs on every request; a platform
+# already running keeps its own limits).
+generous_rate_limits() {
+  local class
+  for class in BOOKING READ WRITE; do
+    export "RATE_LIMIT_${class}_PER_MINUTE=100000000" "RATE_LIMIT_${class}_BURST=1000000"
+  done
+}
