@@ -76,6 +76,7 @@ pub async fn take(
              UPDATE seat_ledger SET seats_taken = seat_ledger.seats_taken + $3
              FROM span, verdict
              WHERE seat_ledger.grain_start = span.grain_start AND verdict.free >= $3 AND verdict.grains = $4
+               AND seat_ledger.grain_start >= $1 AND seat_ledger.grain_start < $2
              RETURNING 1
          )
          SELECT verdict.grains, verdict.free, (SELECT count(*) FROM taken),
@@ -115,7 +116,8 @@ pub async fn release(
              ORDER BY grain_start FOR UPDATE
          )
          UPDATE seat_ledger SET seats_taken = seat_ledger.seats_taken - $3
-         FROM span WHERE seat_ledger.grain_start = span.grain_start",
+         FROM span WHERE seat_ledger.grain_start = span.grain_start
+           AND seat_ledger.grain_start >= $1 AND seat_ledger.grain_start < $2",
     )
     .bind(starts_at)
     .bind(ends_at)
