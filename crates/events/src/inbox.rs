@@ -119,6 +119,15 @@ pub trait TransactionalHandler<E: Event>: Send + Sync + 'static {
         work: &mut UnitOfWork,
         event: &DomainEvent<E>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether `event` is one [`Self::apply`] acts on. An event it does not
+    /// want is acknowledged without a transaction and leaves no inbox row
+    /// (applying it again would change nothing either): a consumer that acts
+    /// on one event type of a busy stream costs nothing for the others.
+    fn wants(&self, event: &DomainEvent<E>) -> bool {
+        let _ = event;
+        true
+    }
 }
 
 /// Runs a [`TransactionalHandler`] inside the inbox transaction, so that a
@@ -141,6 +150,9 @@ impl<H> Inboxed<H> {
 
 impl<E: Event, H: TransactionalHandler<E>> Handler<E> for Inboxed<H> {
     async fn handle(&self, event: &DomainEvent<E>) -> Result<(), HandlerError> {
+        if !self.handler.wants(event) {
+            return Ok(());
+        }
         let Some(tx) = self.inbox.begin(event.id).await? else {
             tracing::debug!(event_id = %event.id, "event already applied; skipping");
             return Ok(());

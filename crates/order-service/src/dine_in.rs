@@ -36,6 +36,10 @@ impl std::fmt::Debug for SeatedParties {
 }
 
 impl TransactionalHandler<ReservationEvent> for SeatedParties {
+    fn wants(&self, event: &DomainEvent<ReservationEvent>) -> bool {
+        matches!(&event.payload, ReservationEvent::ReservationSeated { pre_order, .. } if !pre_order.is_empty())
+    }
+
     async fn apply(&self, work: &mut UnitOfWork, event: &DomainEvent<ReservationEvent>) -> Result<(), HandlerError> {
         let ReservationEvent::ReservationSeated { pre_order, .. } = &event.payload else { return Ok(()) };
         if pre_order.is_empty() {

@@ -1,7 +1,7 @@
 //! Delivery through consumer groups: who gets what, in which order, how often.
 
 use crate::helpers::*;
-use events::{DomainEvent, EventId, Handler, HandlerError, MenuEvent, ReservationEvent};
+use events::{DomainEvent, EventId, Handler, HandlerError, Inbox, Inboxed, MenuEvent, ReservationEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -380,5 +380,21 @@ async fn graceful_shutdown_finishes_in_flight_handlers_and_leaves_nothing_half_h
     eventually(WITHIN, "the rest handled", || async { Ok(handled.len() + next.count() == 200) }).await?;
     after.stop().await?;
     assert!(next.ids().iter().all(|id| !handled.contains(id)), "an event was handled twice");
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_a_transactional_handler_does_not_want_cost_no_inbox_row() -> TestResult {
+    let harness = Harness::new().await?;
+    let handler = Inboxed::new(Inbox::new(harness.pool().clone(), "evens"), harness.outbox(), RecordEvenVersions);
+    let changes = availability_changes(Uuid::now_v7(), 4);
+    for event in changes.iter().chain(&changes) {
+        handler.handle(event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    assert_eq!(harness.applied().await?, (2, 2), "versions 2 and 4, once each");
+    let inbox_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE consumer_group = 'evens'")
+        .fetch_one(harness.pool())
+        .await?;
+    assert_eq!(inbox_rows, 2, "no row for the events it does not want");
     Ok(())
 }

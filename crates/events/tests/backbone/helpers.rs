@@ -252,6 +252,20 @@ impl<E: Event> TransactionalHandler<E> for RecordApplied {
     }
 }
 
+/// [`RecordApplied`] for the events of even versions only: it wants no others.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordEvenVersions;
+
+impl<E: Event> TransactionalHandler<E> for RecordEvenVersions {
+    async fn apply(&self, work: &mut UnitOfWork, event: &DomainEvent<E>) -> Result<(), HandlerError> {
+        RecordApplied.apply(work, event).await
+    }
+
+    fn wants(&self, event: &DomainEvent<E>) -> bool {
+        event.version % 2 == 0
+    }
+}
+
 /// What a [`Recorder`] remembers of a handled event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
