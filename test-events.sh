@@ -15,7 +15,8 @@
 #
 # Needs a running platform (scripts/run), curl, python3 and redis-cli.
 #   GATEWAY_URL   default http://127.0.0.1:8080
-#   REDIS_HOST    default 127.0.0.1, REDIS_PORT default 6379
+#   REDIS_HOST    default 127.0.0.1, REDIS_PORT default 6379, REDIS_DB default 0
+#                 and REDIS_PASSWORD: the Redis the services use
 #   STREAM_PREFIX default empty (as the services' STREAM_PREFIX)
 #   STAFF_TOKEN   the bearer token of the staff calls (menus, confirming);
 #                 default .run/staff-token as scripts/run leaves it, else one
@@ -24,7 +25,8 @@
 set -euo pipefail
 
 gateway=${GATEWAY_URL:-http://127.0.0.1:8080}
-redis=(redis-cli -h "${REDIS_HOST:-127.0.0.1}" -p "${REDIS_PORT:-6379}")
+redis=(redis-cli -h "${REDIS_HOST:-127.0.0.1}" -p "${REDIS_PORT:-6379}" -n "${REDIS_DB:-0}")
+if [ -n "${REDIS_PASSWORD:-}" ]; then redis+=(-a "$REDIS_PASSWORD" --no-auth-warning); fi
 menu_stream="${STREAM_PREFIX:-}menu-events"
 reservation_stream="${STREAM_PREFIX:-}reservation-events"
 inventory_stream="${STREAM_PREFIX:-}inventory-events"

@@ -12,6 +12,13 @@ fn service_settings(db: &TestDb, stream_prefix: &str) -> Settings {
     Settings::ephemeral("platform_test", &db.schema, stream_prefix)
 }
 
+/// [`service_settings`] with the streams in Redis database `redis_db`.
+fn service_settings_on(db: &TestDb, stream_prefix: &str, redis_db: i64) -> Settings {
+    let mut settings = service_settings(db, stream_prefix);
+    settings.redis.redis_db = redis_db;
+    settings
+}
+
 /// The services of the catalog on their own schemas and one stream prefix.
 struct Services {
     menu: Running,
@@ -33,7 +40,13 @@ impl Services {
 }
 
 async fn services() -> anyhow::Result<Services> {
+    services_on(0).await
+}
+
+/// The services with their streams in Redis database `redis_db`.
+async fn services_on(redis_db: i64) -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
+    let service_settings = |db: &TestDb, prefix: &str| service_settings_on(db, prefix, redis_db);
     let (menu_db, reservation_db, inventory_db, kitchen_db, order_db) =
         (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
     let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
@@ -133,16 +146,27 @@ async fn one_openapi_document_describes_every_service_and_swagger_ui_loads_it() 
 
 #[tokio::test]
 async fn test_events_sh_passes_against_a_platform_it_starts() -> TestResult {
-    let services = services().await?;
+    // Not database 0, so that the script must read the one the services use.
+    const REDIS_DB: i64 = 3;
+    let services = services_on(REDIS_DB).await?;
     let gateway = spawn_gateway(services.gateway_settings()).await?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-events.sh");
     let output = tokio::process::Command::new("bash")
         .arg(&script)
         .env("GATEWAY_URL", &gateway.base)
         .env("STREAM_PREFIX", &services.stream_prefix)
+        .env("REDIS_DB", REDIS_DB.to_string())
         .env("STAFF_TOKEN", testkit::auth::staff_token()?)
         .output()
         .await?;
+    // The sweep of stale test streams looks in database 0 only: remove this run's.
+    let mut redis =
+        redis::Client::open(format!("redis://127.0.0.1:6379/{REDIS_DB}"))?.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}*", services.stream_prefix)).query_async(&mut redis).await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut redis).await?;
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "test-events.sh failed:\n{stdout}\n{stderr}");
