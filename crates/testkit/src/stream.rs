@@ -63,6 +63,18 @@ pub async fn entries(stream: &str, count: usize, wait: Duration) -> anyhow::Resu
 /// # Errors
 /// Redis failed.
 pub async fn append<V: redis::ToRedisArgs + Send + Sync>(stream: &str, fields: &[(&str, V)]) -> anyhow::Result<String> {
+    append_as(stream, "*", fields).await
+}
+
+/// [`append`] with the entry id `id` (`*` lets Redis choose); returns the id.
+///
+/// # Errors
+/// Redis refused the entry (an id not above the stream's last one) or failed.
+pub async fn append_as<V: redis::ToRedisArgs + Send + Sync>(
+    stream: &str,
+    id: &str,
+    fields: &[(&str, V)],
+) -> anyhow::Result<String> {
     let mut connection = crate::redis_client()?.get_multiplexed_async_connection().await?;
-    Ok(redis::cmd("XADD").arg(stream).arg("*").arg(fields).query_async(&mut connection).await?)
+    Ok(redis::cmd("XADD").arg(stream).arg(id).arg(fields).query_async(&mut connection).await?)
 }

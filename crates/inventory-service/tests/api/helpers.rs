@@ -132,16 +132,19 @@ impl TestApp {
 
     /// The entries on `inventory-events` about `order`, waiting for `count` of them.
     pub async fn answers(&self, order: OrderId, count: usize) -> anyhow::Result<Vec<Entry>> {
-        let answers = std::cell::RefCell::new(Vec::new());
-        testkit::eventually(Duration::from_secs(10), &format!("{count} answers for {order}"), || async {
+        self.events_about(&order.to_string(), count).await
+    }
+
+    /// The entries on `inventory-events` about aggregate `id`, waiting for `count` of them.
+    pub async fn events_about(&self, id: &str, count: usize) -> anyhow::Result<Vec<Entry>> {
+        let found = std::cell::RefCell::new(Vec::new());
+        testkit::eventually(Duration::from_secs(10), &format!("{count} events about {id}"), || async {
             let entries = testkit::stream::entries(&self.stream("inventory-events"), 0, Duration::ZERO).await?;
-            let about: Vec<Entry> =
-                entries.into_iter().filter(|entry| entry.aggregate_id == order.to_string()).collect();
-            answers.replace(about);
-            Ok(answers.borrow().len() >= count)
+            found.replace(entries.into_iter().filter(|entry| entry.aggregate_id == id).collect());
+            Ok(found.borrow().len() >= count)
         })
         .await?;
-        Ok(answers.into_inner())
+        Ok(found.into_inner())
     }
 
     /// Portions left of `item`, as `GET /api/v1/portions` says.
