@@ -1,14 +1,23 @@
 # Sourced by the scripts: makes sure the local PostgreSQL and Redis answer,
-# starting them if they are installed and stopped.
+# starting them if they are stopped and installing them (Debian packages,
+# when run as root) if they are missing.
 
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  local fresh=""
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && apt_install postgresql; then fresh=1; fi
   if command -v pg_ctlcluster >/dev/null 2>&1; then
     local version
     version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
     echo "starting PostgreSQL $version"
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start
-    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
+    # The package may have started it already.
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+    if [ -n "$fresh" ]; then
+      # The services sign in over TCP as postgres with DB_PASSWORD (default postgres).
+      su postgres -c "psql -qc \"ALTER USER postgres PASSWORD '${DB_PASSWORD:-postgres}'\""
+    fi
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
   fi
   echo "PostgreSQL is not running on 127.0.0.1:5432 and could not be started." >&2
   echo "Install it (Debian: apt-get install postgresql) with trust or password 'postgres' for user postgres." >&2
@@ -17,6 +26,7 @@ ensure_postgres() {
 
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server || true
   if command -v redis-server >/dev/null 2>&1; then
     echo "starting Redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
@@ -25,6 +35,14 @@ ensure_redis() {
   echo "Redis is not running on 127.0.0.1:6379 and could not be started." >&2
   echo "Install it (Debian: apt-get install redis-server)." >&2
   return 1
+}
+
+# Installs the Debian packages "$@" when run as root where apt-get exists;
+# fails (installing nothing) otherwise.
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  echo "installing $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 # Creates the database $1 unless it exists.
@@ -46,11 +64,7 @@ free_port() {
 need_tool() {
   local tool=$1 package=$2
   command -v "$tool" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing $package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
-    command -v "$tool" >/dev/null 2>&1 && return 0
-  fi
+  apt_install "$package" && command -v "$tool" >/dev/null 2>&1 && return 0
   echo "$tool is missing: install it with 'apt-get install $package'." >&2
   return 1
 }
