@@ -46,32 +46,33 @@ async fn services() -> anyhow::Result<Services> {
 /// The services with their streams in Redis database `redis_db`.
 async fn services_on(redis_db: i64) -> anyhow::Result<Services> {
     let stream_prefix = testkit::unique("test-");
-    let service_settings = |db: &TestDb, prefix: &str| service_settings_on(db, prefix, redis_db);
     let (menu_db, reservation_db, inventory_db, kitchen_db, order_db) =
         (TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?, TestDb::new().await?);
-    let menu = menu_service::build(&service_settings(&menu_db, &stream_prefix)).await?;
+    let menu = menu_service::build(&service_settings_on(&menu_db, &stream_prefix, redis_db)).await?;
     let menu = Running::spawn(menu.port()?, |cancel| menu.run_until_stopped(cancel));
     let reservation = reservation_service::build(
-        &service_settings(&reservation_db, &stream_prefix),
+        &service_settings_on(&reservation_db, &stream_prefix, redis_db),
         &reservation_service::BookingSettings::default(),
     )
     .await?;
     let reservation = Running::spawn(reservation.port()?, |cancel| reservation.run_until_stopped(cancel));
     let inventory = inventory_service::build(
-        &service_settings(&inventory_db, &stream_prefix),
+        &service_settings_on(&inventory_db, &stream_prefix, redis_db),
         &inventory_service::InventorySettings::default(),
     )
     .await?;
     let inventory = Running::spawn(inventory.port()?, |cancel| inventory.run_until_stopped(cancel));
     let kitchen = kitchen_service::build(
-        &service_settings(&kitchen_db, &stream_prefix),
+        &service_settings_on(&kitchen_db, &stream_prefix, redis_db),
         &kitchen_service::KitchenSettings::default(),
     )
     .await?;
     let kitchen = Running::spawn(kitchen.port()?, |cancel| kitchen.run_until_stopped(cancel));
-    let order =
-        order_service::build(&service_settings(&order_db, &stream_prefix), &order_service::OrderSettings::default())
-            .await?;
+    let order = order_service::build(
+        &service_settings_on(&order_db, &stream_prefix, redis_db),
+        &order_service::OrderSettings::default(),
+    )
+    .await?;
     let order = Running::spawn(order.port()?, |cancel| order.run_until_stopped(cancel));
     Ok(Services {
         menu,
