@@ -181,7 +181,7 @@ impl Reservations {
         let party = i32::from(reservation.party_size.get());
         let contacts = Contacts {
             email: reservation.guest.email.as_ref().map(|email| email.as_str()),
-            phone: reservation.guest.phone.as_ref().map(|phone| phone.as_str()),
+            phone: reservation.guest.phone.as_ref(),
         };
         // The event first, the seats last: the ledger's rows stay locked only until the commit right after.
         let event = work.event(&reservation, created);

@@ -72,6 +72,12 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Its digits alone: one number however it was written, as the guest
+    /// index keeps it (`regexp_replace(guest_phone, '[^0-9]', '', 'g')`).
+    pub fn digits(&self) -> String {
+        self.0.chars().filter(char::is_ascii_digit).collect()
+    }
 }
 
 impl TryFrom<String> for Phone {

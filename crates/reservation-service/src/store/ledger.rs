@@ -8,7 +8,7 @@
 //! for the booking horizon ([`extend`]); a grain that has no row yet cannot
 //! be booked.
 
-use crate::domain::GRAIN_MINUTES;
+use crate::domain::{GRAIN_MINUTES, Phone};
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 
@@ -47,7 +47,7 @@ pub struct Contacts<'a> {
     /// The email address.
     pub email: Option<&'a str>,
     /// The phone number.
-    pub phone: Option<&'a str>,
+    pub phone: Option<&'a Phone>,
 }
 
 /// Takes `party` seats in every grain from `starts_at` to `ends_at` if
@@ -91,7 +91,7 @@ pub async fn take(
     .bind(party)
     .bind(grains(starts_at, ends_at))
     .bind(guest.email)
-    .bind(guest.phone.map(|phone| phone.chars().filter(char::is_ascii_digit).collect::<String>()))
+    .bind(guest.phone.map(Phone::digits))
     .bind(now)
     .fetch_one(tx)
     .await?;

@@ -24,7 +24,7 @@ fn guest_lock_keys(guest: &Guest) -> Vec<String> {
     let mut contacts: Vec<String> =
         guest.email.iter().map(|email| format!("email:{}", email.as_str().to_lowercase())).collect();
     if let Some(phone) = &guest.phone {
-        contacts.push(format!("phone:{}", phone.as_str().chars().filter(char::is_ascii_digit).collect::<String>()));
+        contacts.push(format!("phone:{}", phone.digits()));
     }
     contacts
 }
