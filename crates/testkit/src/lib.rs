@@ -170,7 +170,10 @@ impl TestDb {
             })
             .await?;
         let schema = unique(&format!("t_{}_", unix_seconds()));
-        let options = server.database(TEST_DATABASE).options([("search_path", schema.as_str())]);
+        // Named after the schema, so that a test can tell its own sessions
+        // in `pg_stat_activity` from those of the tests running beside it.
+        let options =
+            server.database(TEST_DATABASE).options([("search_path", schema.as_str())]).application_name(&schema);
         let mut admin = sqlx::PgConnection::connect_with(&options).await?;
         // The name is ours: `t_` and hex digits.
         sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut admin).await?;

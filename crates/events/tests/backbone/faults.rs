@@ -65,10 +65,13 @@ async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_every
     }
     drop(observer);
     assert!(lock_was_free, "a failing relay kept the publishing lock");
+    // This test's sessions only: others beside it hold transactions open on purpose.
     let idle_in_transaction: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
-         WHERE state = 'idle in transaction' AND now() - state_change > interval '2 seconds'",
+         WHERE application_name = $1
+           AND state = 'idle in transaction' AND now() - state_change > interval '2 seconds'",
     )
+    .bind(&harness.db.schema)
     .fetch_one(harness.pool())
     .await?;
     assert_eq!(idle_in_transaction, 0, "a relay transaction was left idle in transaction");
