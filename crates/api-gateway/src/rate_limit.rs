@@ -12,8 +12,13 @@
 //!
 //! The script is called with `EVALSHA` (loaded on the first `NOSCRIPT`) on a
 //! multiplexed connection each worker keeps for itself, with a short
-//! response timeout. When Redis does not answer in time, is unreachable, or
-//! the connection broke, the decision is taken by a local limiter instead
+//! response timeout. A worker has at most one call in flight per key: the
+//! requests of that client and class that arrive meanwhile wait for it to
+//! answer and are then decided together, by one call that counts them all
+//! ([`Batches`]). Each is still decided by the shared budget, in arrival
+//! order, so a client's burst costs a round trip per batch, not per request.
+//! When Redis does not answer in time, is unreachable, or the connection
+//! broke, the decision is taken by a local limiter instead
 //! (governor, the same quotas, per gateway instance), counted in
 //! `gateway_rate_limit_fallback_total` and logged at most once every ten
 //! seconds per worker; the connection is made again in the background, at
@@ -39,11 +44,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use service_kit::Problem;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// The window the quotas are expressed in (`w` of `RateLimit-Policy`).
 const WINDOW: Duration = Duration::from_secs(60);
@@ -64,11 +71,13 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How often a worker logs that it decides locally, at most.
 const LOG_FALLBACK_EVERY: Duration = Duration::from_secs(10);
 
-/// The GCRA step in Redis. `KEYS[1]`: the budget of one client in one class;
-/// `ARGV[1]`: the emission interval (microseconds between two requests at
-/// the sustained rate); `ARGV[2]`: the burst. Returns `{allowed (0/1),
-/// remaining, microseconds until the budget is whole, microseconds until the
-/// next request is allowed}`.
+/// The GCRA step in Redis, for a batch of requests of one client. `KEYS[1]`:
+/// the budget of one client in one class; `ARGV[1]`: the emission interval
+/// (microseconds between two requests at the sustained rate); `ARGV[2]`: the
+/// burst; `ARGV[3]`: how many requests arrived. They are allowed one after
+/// the other while the budget lasts. Returns `{allowed (how many of them),
+/// microseconds from now to the theoretical arrival time before the batch}`,
+/// from which [`Answer::decision`] makes each request's decision.
 pub const SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -76,14 +85,61 @@ local interval = tonumber(ARGV[1])
 local tolerance = interval * (tonumber(ARGV[2]) - 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-if tat - now > tolerance then
-  return {0, 0, tat - now, tat - now - tolerance}
+local room = 0
+if tat - now <= tolerance then room = math.floor((tolerance - (tat - now)) / interval) + 1 end
+local allowed = math.min(tonumber(ARGV[3]), room)
+if allowed > 0 then
+  local after = tat + allowed * interval
+  redis.call('SET', KEYS[1], string.format('%.0f', after))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((after - now) / 1000))
 end
-tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat))
-redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000))
-return {1, math.floor((tolerance - (tat - now)) / interval) + 1, tat - now, 0}
+return {allowed, tat - now}
 ";
+
+/// How a batch was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// By the shared budget: what the script answered.
+    Redis(Answer),
+    /// By the local limiter, one request at a time: Redis was unavailable.
+    Local,
+}
+
+/// What the script answered for a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    /// How many of the batch's requests, the first ones, were allowed.
+    allowed: u64,
+    /// Microseconds from Redis's now to the theoretical arrival time before the batch.
+    tat_micros: u64,
+}
+
+impl Answer {
+    /// The decision for the batch's request at `index` (0 for the first to arrive).
+    fn decision(self, policy: &Policy, index: usize) -> Decision {
+        let index = u64::try_from(index).unwrap_or(u64::MAX);
+        let interval = policy.interval_micros;
+        let tolerance = interval.saturating_mul(u64::from(policy.burst.saturating_sub(1)));
+        let allowed = index < self.allowed;
+        // The theoretical arrival time once this request (or, refused, the batch's last allowed one) counted.
+        let counted = if allowed { index + 1 } else { self.allowed };
+        let tat = self.tat_micros.saturating_add(counted.saturating_mul(interval));
+        let (remaining, retry_after) = if allowed {
+            ((tolerance + interval).saturating_sub(tat) / interval, 0)
+        } else {
+            (0, tat.saturating_sub(tolerance))
+        };
+        Decision {
+            allowed,
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+            reset: Duration::from_micros(tat),
+            retry_after: Duration::from_micros(retry_after),
+            source: Source::Redis,
+            class: policy.class,
+            policy: policy.header.clone(),
+        }
+    }
+}
 
 /// `RateLimit-Policy`.
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -324,11 +380,73 @@ pub struct RateLimiter {
     policies: [Policy; 3],
     local: Arc<LocalLimits>,
     redis: Arc<RedisLink>,
+    batches: Batches,
     prefix: String,
     timeout: Duration,
     started: Instant,
     /// Milliseconds after `started` of the last log of a local decision.
     logged_fallback: AtomicU64,
+    /// Script calls made, each deciding one batch.
+    calls: AtomicU64,
+}
+
+/// The requests waiting, per Redis key, for the call in flight on that key
+/// to answer; they are decided together by the next call. A key is here
+/// exactly while a call on it is in flight.
+#[derive(Debug, Default)]
+struct Batches(Mutex<HashMap<String, Vec<oneshot::Sender<Decision>>>>);
+
+impl Batches {
+    /// Joins the batch that waits for the call in flight on `key`, if there
+    /// is one; if not, marks a call on `key` as in flight (the caller's).
+    fn join(&self, key: &str) -> Option<oneshot::Receiver<Decision>> {
+        let mut waiting = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(batch) = waiting.get_mut(key) {
+            let (sender, receiver) = oneshot::channel();
+            batch.push(sender);
+            return Some(receiver);
+        }
+        waiting.insert(key.to_owned(), Vec::new());
+        None
+    }
+
+    /// The requests that arrived during the call on `key` that just ended;
+    /// with none, `key` has no call in flight any more.
+    fn next(&self, key: &str) -> Vec<oneshot::Sender<Decision>> {
+        let mut waiting = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match waiting.get_mut(key) {
+            Some(batch) if !batch.is_empty() => std::mem::take(batch),
+            _ => {
+                waiting.remove(key);
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The request whose call is in flight on a key. However it ends (answered,
+/// or dropped with its client gone), the requests that queued behind it are
+/// sent on, by a task of their own.
+struct Leading<'a> {
+    limiter: &'a Arc<RateLimiter>,
+    class: RouteClass,
+    client: &'a str,
+    key: String,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let batch = self.limiter.batches.next(&self.key);
+        if batch.is_empty() {
+            return;
+        }
+        let (limiter, class, client, key) =
+            (self.limiter.clone(), self.class, self.client.to_owned(), std::mem::take(&mut self.key));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { limiter.drain(class, &client, &key, batch).await });
+        }
+        // Without a runtime the batch's senders are dropped: each of its requests decides locally.
+    }
 }
 
 impl RateLimiter {
@@ -351,48 +469,91 @@ impl RateLimiter {
             policies: policies(limits)?,
             local,
             redis,
+            batches: Batches::default(),
             prefix: limits.key_prefix.clone(),
             timeout,
             started: Instant::now(),
             logged_fallback: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         })
     }
 
     /// Counts one request of `client` ([`client_key`]) in `class` and says
     /// whether it may pass: by the shared budget in Redis, or the local one
-    /// when Redis does not answer within the timeout.
-    pub async fn check(&self, class: RouteClass, client: &str) -> Decision {
-        let policy = &self.policies[class.index()];
-        if let Some(link) = self.redis.connection() {
-            let key = format!("{}{}:{client}", self.prefix, class.name());
-            let answer = tokio::time::timeout(self.timeout, link.run(&key, policy)).await;
-            match answer.as_ref().map(|answer| answer.as_ref().map(Vec::as_slice)) {
-                Ok(Ok(&[allowed, remaining, reset, retry_after])) => {
-                    let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
-                    return Decision {
-                        allowed: allowed == 1,
-                        remaining: u32::try_from(remaining).unwrap_or(0),
-                        reset: micros(reset),
-                        retry_after: micros(retry_after),
-                        source: Source::Redis,
-                        class,
-                        policy: policy.header.clone(),
-                    };
-                }
-                Ok(Ok(other)) => self.log_fallback(&format!("the script answered {other:?}")),
-                Ok(Err(error)) => {
-                    if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
-                        self.redis.broken();
-                    }
-                    self.log_fallback(&error.to_string());
-                }
-                Err(_) => self.log_fallback("no answer in time"),
-            }
-        } else {
-            self.log_fallback("not connected");
+    /// when Redis does not answer within the timeout. A request that arrives
+    /// while this worker's call for the same client and class is in flight
+    /// waits for it, then goes in the next call with the others that did.
+    pub async fn check(self: &Arc<Self>, class: RouteClass, client: &str) -> Decision {
+        let key = format!("{}{}:{client}", self.prefix, class.name());
+        if let Some(queued) = self.batches.join(&key) {
+            // Answered within two timeouts: the call in flight's, then this batch's own.
+            return match queued.await {
+                Ok(decision) => decision,
+                Err(_) => self.decision(self.fall_back(class, 1, "the batch was dropped"), class, client, 0),
+            };
         }
-        metrics::counter!("gateway_rate_limit_fallback_total", "class" => class.name()).increment(1);
-        self.local.decide(policy, client)
+        let leading = Leading { limiter: self, class, client, key };
+        let verdict = self.decide(class, &leading.key, 1).await;
+        self.decision(verdict, class, client, 0)
+    }
+
+    /// Sends `batch` and then every batch that queues behind it on `key`, until none does.
+    async fn drain(&self, class: RouteClass, client: &str, key: &str, mut batch: Vec<oneshot::Sender<Decision>>) {
+        while !batch.is_empty() {
+            let verdict = self.decide(class, key, batch.len()).await;
+            for (index, request) in batch.drain(..).enumerate() {
+                // A request whose client went away needs no answer.
+                let _ = request.send(self.decision(verdict, class, client, index));
+            }
+            batch = self.batches.next(key);
+        }
+    }
+
+    /// Decides `count` requests in `class` on Redis key `key` with one
+    /// script call, or leaves them to the local limiter.
+    async fn decide(&self, class: RouteClass, key: &str, count: usize) -> Verdict {
+        let policy = &self.policies[class.index()];
+        let Some(link) = self.redis.connection() else { return self.fall_back(class, count, "not connected") };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let answer = tokio::time::timeout(self.timeout, link.run(key, policy, count)).await;
+        let why = match answer.as_ref().map(|answer| answer.as_ref().map(Vec::as_slice)) {
+            Ok(Ok(&[allowed, tat_micros])) => {
+                let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
+                return Verdict::Redis(Answer { allowed: unsigned(allowed), tat_micros: unsigned(tat_micros) });
+            }
+            Ok(Ok(other)) => format!("the script answered {other:?}"),
+            Ok(Err(error)) => {
+                if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+                    self.redis.broken();
+                }
+                error.to_string()
+            }
+            Err(_) => "no answer in time".to_owned(),
+        };
+        self.fall_back(class, count, &why)
+    }
+
+    /// Leaves `count` requests in `class` to the local limiter, logging (at most every ten seconds) and counting it.
+    fn fall_back(&self, class: RouteClass, count: usize, why: &str) -> Verdict {
+        self.log_fallback(why);
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        metrics::counter!("gateway_rate_limit_fallback_total", "class" => class.name()).increment(count);
+        Verdict::Local
+    }
+
+    /// The decision for the request at `index` of a batch of `client`'s in `class` decided by `verdict`.
+    fn decision(&self, verdict: Verdict, class: RouteClass, client: &str, index: usize) -> Decision {
+        let policy = &self.policies[class.index()];
+        match verdict {
+            Verdict::Redis(answer) => answer.decision(policy, index),
+            Verdict::Local => self.local.decide(policy, client),
+        }
+    }
+
+    /// Script calls this worker has made so far; each decides every request
+    /// of one client and class that arrived while the previous one was in flight.
+    pub fn redis_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// `up` while this worker has a Redis connection, else `down`.
@@ -420,12 +581,19 @@ struct Connected {
 }
 
 impl Connected {
-    /// `EVALSHA` of the script on `key` with `policy`'s quota; after a
-    /// `NOSCRIPT` (Redis restarted, or `SCRIPT FLUSH`) the script is loaded
-    /// again and run once more.
-    async fn run(mut self, key: &str, policy: &Policy) -> redis::RedisResult<Vec<i64>> {
+    /// `EVALSHA` of the script on `key` with `policy`'s quota for `count`
+    /// requests; after a `NOSCRIPT` (Redis restarted, or `SCRIPT FLUSH`) the
+    /// script is loaded again and run once more.
+    async fn run(mut self, key: &str, policy: &Policy, count: usize) -> redis::RedisResult<Vec<i64>> {
         let evalsha = |sha: &str| {
-            redis::cmd("EVALSHA").arg(sha).arg(1).arg(key).arg(policy.interval_micros).arg(policy.burst).clone()
+            redis::cmd("EVALSHA")
+                .arg(sha)
+                .arg(1)
+                .arg(key)
+                .arg(policy.interval_micros)
+                .arg(policy.burst)
+                .arg(count)
+                .clone()
         };
         match evalsha(&self.sha).query_async(&mut self.connection).await {
             Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
@@ -539,6 +707,58 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         local.sweep();
         assert!(local.is_empty(), "{} clients still tracked", local.len());
+        Ok(())
+    }
+
+    /// A limiter of `bookings` a minute (all at once) on the local Redis, connected.
+    async fn connected_limiter(bookings: u32) -> anyhow::Result<Arc<RateLimiter>> {
+        let settings = GatewaySettings {
+            rate_limits: RateLimitSettings {
+                rate_limit_enabled: true,
+                booking_per_minute: bookings,
+                booking_burst: bookings,
+                key_prefix: testkit::unique("test-batches-"),
+                redis_timeout_ms: 1_000,
+                ..RateLimitSettings::default()
+            },
+            ..GatewaySettings::for_upstreams("http://127.0.0.1:9", "http://127.0.0.1:9")
+        };
+        let limiter = Arc::new(RateLimiter::new(&settings, LocalLimits::new(&settings.rate_limits)?)?);
+        testkit::eventually(Duration::from_secs(5), "the limiter connects to Redis", || async {
+            Ok(limiter.redis_state() == "up")
+        })
+        .await?;
+        Ok(limiter)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_one_clients_requests_takes_a_few_calls_and_gets_exactly_its_budget() -> anyhow::Result<()> {
+        let limiter = connected_limiter(10).await?;
+        let decisions =
+            futures::future::join_all((0..50).map(|_| limiter.check(RouteClass::Booking, "sub:burst"))).await;
+        let allowed: Vec<bool> = decisions.iter().map(|decision| decision.allowed).collect();
+        assert_eq!(allowed, (0..50).map(|arrived| arrived < 10).collect::<Vec<_>>(), "the first ten pass");
+        assert!(decisions.iter().all(|decision| decision.source == Source::Redis));
+        let remaining: Vec<u32> = decisions[..10].iter().map(|decision| decision.remaining).collect();
+        assert_eq!(remaining, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+        let retry_after = decisions[10].retry_after.as_millis();
+        assert!((5_000..=6_000).contains(&retry_after), "one request every 6 s: {:?}", decisions[10]);
+        assert!(limiter.redis_calls() <= 2, "{} script calls for 50 requests", limiter.redis_calls());
+        let later = limiter.check(RouteClass::Booking, "sub:burst").await;
+        assert!(!later.allowed && later.source == Source::Redis, "the batches spent the shared budget: {later:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn requests_queued_behind_a_request_whose_client_left_are_still_decided_by_redis() -> anyhow::Result<()> {
+        let limiter = connected_limiter(10).await?;
+        let mut leaving = Box::pin(limiter.check(RouteClass::Booking, "sub:leaving"));
+        assert!(futures::poll!(&mut leaving).is_pending(), "the first request waits for Redis");
+        let mut queued = Box::pin(limiter.check(RouteClass::Booking, "sub:leaving"));
+        assert!(futures::poll!(&mut queued).is_pending(), "the second waits behind it");
+        drop(leaving);
+        let decided = tokio::time::timeout(Duration::from_secs(2), queued).await?;
+        assert!(decided.allowed && decided.source == Source::Redis, "{decided:?}");
         Ok(())
     }
 
