@@ -16,10 +16,10 @@
 //! help, and an operator can see it.
 
 use crate::domain::{Hold, OrderLines};
-use crate::service::signals;
+use crate::service::signals_of_locked;
 use crate::store::{self, HoldChange, Reservation};
 use chrono::TimeDelta;
-use events::{DomainEvent, HandlerError, IngredientId, InventoryCommand, InventoryEvent, Metadata, OrderId};
+use events::{DomainEvent, HandlerError, InventoryCommand, InventoryEvent, Metadata, OrderId};
 use events::{TransactionalHandler, UnitOfWork};
 
 /// Applies inventory commands; holds last `hold_expiry` unless committed or released.
@@ -38,32 +38,35 @@ impl Commands {
 impl TransactionalHandler<InventoryCommand> for Commands {
     async fn apply(&self, work: &mut UnitOfWork, command: &DomainEvent<InventoryCommand>) -> Result<(), HandlerError> {
         let actor = command.metadata.source.clone();
-        let (answer, touched) = match &command.payload {
+        let (answer, moved) = match &command.payload {
             InventoryCommand::ReserveStock { order_id, lines } => {
                 let lines = OrderLines::from_event(lines).map_err(rejected)?;
                 let expires_at = service_kit::write::now() + self.hold_expiry;
-                match store::reserve(work, *order_id, &lines, expires_at, &actor).await.map_err(unavailable)? {
-                    Reservation::Held(hold) => (answer_of(&hold), ingredients_of(&hold)),
-                    Reservation::AlreadyDecided(hold) => (answer_of(&hold), Vec::new()),
+                let (reservation, moved) =
+                    store::reserve(work, *order_id, &lines, expires_at, &actor).await.map_err(unavailable)?;
+                let answer = match reservation {
+                    Reservation::Held(hold) | Reservation::AlreadyDecided(hold) => answer_of(&hold),
                     Reservation::Rejected(shortages) => {
                         let rejected = InventoryEvent::StockReservationRejected { order_id: *order_id, shortages };
-                        ((order_id.as_uuid(), 1, rejected), Vec::new())
+                        (order_id.as_uuid(), 1, rejected)
                     }
-                }
+                };
+                (answer, moved)
             }
             InventoryCommand::ReleaseStock { order_id } => {
-                let change = store::release(work, *order_id, &actor).await.map_err(unavailable)?;
-                settle(*order_id, change, InventoryEvent::StockReleased { order_id: *order_id })
+                let (change, moved) = store::release(work, *order_id, &actor).await.map_err(unavailable)?;
+                (settle(*order_id, change, InventoryEvent::StockReleased { order_id: *order_id }), moved)
             }
             InventoryCommand::CommitStock { order_id } => {
-                let change = store::commit(work, *order_id, &actor).await.map_err(unavailable)?;
-                settle(*order_id, change, InventoryEvent::StockCommitted { order_id: *order_id })
+                let (change, moved) = store::commit(work, *order_id, &actor).await.map_err(unavailable)?;
+                (settle(*order_id, change, InventoryEvent::StockCommitted { order_id: *order_id }), moved)
             }
         };
         let metadata = Metadata::caused_by(crate::BLUEPRINT.name(), command);
         let (order, version, event) = answer;
         let mut published = vec![DomainEvent::new(order, version, event, metadata.clone())];
-        published.extend(signals(work, &touched, &metadata).await.map_err(anyhow::Error::from)?);
+        // The moved ingredients are locked and current: no need to read them again.
+        published.extend(signals_of_locked(work, moved, &metadata).await.map_err(anyhow::Error::from)?);
         tracing::info!(
             command = command.event_type(),
             answer = published[0].event_type(),
@@ -78,25 +81,21 @@ impl TransactionalHandler<InventoryCommand> for Commands {
 /// An answer: the order it is about, its version, the event.
 type Answer = (uuid::Uuid, i64, InventoryEvent);
 
-/// What a release or commit answers, and the ingredients whose stock moved.
-fn settle(order_id: OrderId, change: HoldChange, requested: InventoryEvent) -> (Answer, Vec<IngredientId>) {
+/// What a release or commit answers.
+fn settle(order_id: OrderId, change: HoldChange, requested: InventoryEvent) -> Answer {
     match change {
-        HoldChange::Applied(hold) => (answer_of(&hold), ingredients_of(&hold)),
-        HoldChange::Unchanged { hold, refusal: None } => ((order_id.as_uuid(), hold.version, requested), Vec::new()),
+        HoldChange::Applied(hold) => answer_of(&hold),
+        HoldChange::Unchanged { hold, refusal: None } => (order_id.as_uuid(), hold.version, requested),
         HoldChange::Unchanged { hold, refusal: Some(refusal) } => {
             tracing::warn!(order_id = %order_id, %refusal, "answering with the hold as it is");
-            (answer_of(&hold), Vec::new())
+            answer_of(&hold)
         }
-        HoldChange::NotFound => ((order_id.as_uuid(), 1, requested), Vec::new()),
+        HoldChange::NotFound => (order_id.as_uuid(), 1, requested),
     }
 }
 
 fn answer_of(hold: &Hold) -> Answer {
     (hold.order_id.as_uuid(), hold.version, hold.event())
-}
-
-fn ingredients_of(hold: &Hold) -> Vec<IngredientId> {
-    hold.ingredients.iter().map(|held| held.ingredient_id).collect()
 }
 
 fn rejected(error: crate::domain::DomainError) -> HandlerError {

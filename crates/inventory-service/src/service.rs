@@ -188,13 +188,29 @@ pub async fn signals(
     touched: &[IngredientId],
     metadata: &Metadata,
 ) -> Result<Vec<DomainEvent<InventoryEvent>>, Error> {
-    let outgoing = store::stock_signals(tx, touched).await?;
-    Ok(outgoing
+    Ok(envelopes(store::stock_signals(tx, touched).await?, metadata))
+}
+
+/// [`signals`] for ingredients the transaction has locked and holds as they
+/// are now (see [`store::signals_of_locked`]).
+///
+/// # Errors
+/// The database failed.
+pub async fn signals_of_locked(
+    tx: &mut PgConnection,
+    stock: Vec<Ingredient>,
+    metadata: &Metadata,
+) -> Result<Vec<DomainEvent<InventoryEvent>>, Error> {
+    Ok(envelopes(store::signals_of_locked(tx, stock).await?, metadata))
+}
+
+fn envelopes(outgoing: Vec<Outgoing>, metadata: &Metadata) -> Vec<DomainEvent<InventoryEvent>> {
+    outgoing
         .into_iter()
         .map(|Outgoing { aggregate_id, version, event }| {
             DomainEvent::new(aggregate_id, version, event, metadata.clone())
         })
-        .collect())
+        .collect()
 }
 
 impl From<DomainError> for Error {

@@ -23,9 +23,11 @@
 //! # Events that follow from a change
 //!
 //! After any change of stock or recipes, the caller runs [`stock_signals`]
-//! for the ingredients it touched, in the same transaction: it returns the
-//! `IngredientLowStock`, `MenuItemSoldOut` and `MenuItemBackInStock` events
-//! that are due, and remembers them as published.
+//! for the ingredients it touched, in the same transaction (or
+//! [`signals_of_locked`] with the rows a change of a hold returned): it
+//! returns the `IngredientLowStock`, `MenuItemSoldOut` and
+//! `MenuItemBackInStock` events that are due, and remembers them as
+//! published.
 
 mod holds;
 mod ingredients;
@@ -41,7 +43,7 @@ pub use ingredients::{
 pub use recipes::{
     RecipeOutcome, StoredRecipe, TrackedItem, find_recipe, item_seen, portions, record_item_seen, set_recipe,
 };
-pub use signals::{Outgoing, stock_signals};
+pub use signals::{Outgoing, signals_of_locked, stock_signals};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use service_kit::database::StoreError;

@@ -2,10 +2,12 @@
 //! released or expired. What a hold reserved of each ingredient is kept, and
 //! undoing it undoes exactly that.
 
-use super::ingredients::{MovementKind, lock_ingredients};
+use super::ingredients::{COLUMNS, IngredientRow, MovementKind, lock_ingredients};
 use super::recipes::load_recipes;
 use super::{corrupt, now};
-use crate::domain::{DomainError, HeldIngredient, Hold, HoldAction, HoldStatus, OrderLines, Stock, needs, plan};
+use crate::domain::{
+    DomainError, HeldIngredient, Hold, HoldAction, HoldStatus, Ingredient, OrderLines, Stock, needs, plan,
+};
 use chrono::{DateTime, SubsecRound, Utc};
 use events::inventory::Shortage;
 use events::{IngredientId, MenuItemId, OrderId};
@@ -31,7 +33,9 @@ pub enum Reservation {
 }
 
 /// Holds the stock of every line of an order until `expires_at`, or none of
-/// it. Items without a recipe are not tracked and hold nothing.
+/// it. Items without a recipe are not tracked and hold nothing. Returns what
+/// it did and, when it held stock, the ingredients as they are now (locked
+/// until the transaction ends: see [`super::signals_of_locked`]).
 ///
 /// Concurrent reservations of the same ingredients, from any instance, take
 /// their row locks in id order and decide one after another on what is
@@ -48,26 +52,40 @@ pub async fn reserve(
     lines: &OrderLines,
     expires_at: DateTime<Utc>,
     actor: &str,
-) -> Result<Reservation, StoreError> {
+) -> Result<(Reservation, Vec<Ingredient>), StoreError> {
     let now = now();
     // As PostgreSQL keeps it, so that the hold and its event say what the row says.
     let expires_at = expires_at.trunc_subsecs(6);
     // Claiming the order's row first makes a concurrent duplicate wait here,
-    // holding nothing, and then find the decision.
+    // holding nothing, and then find the decision. The order's lines go in
+    // with the claim, before any ingredient is locked (a rejection deletes
+    // them again: fewer statements where it matters, under the locks).
+    let order_lines = lines.lines();
     let claimed: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO holds (order_id, status, expires_at, version, created_at, updated_at)
-         VALUES ($1, 'held', $2, 1, $3, $3)
-         ON CONFLICT (order_id) DO NOTHING
-         RETURNING order_id",
+        "WITH claimed AS (
+             INSERT INTO holds (order_id, status, expires_at, version, created_at, updated_at)
+             VALUES ($1, 'held', $2, 1, $3, $3)
+             ON CONFLICT (order_id) DO NOTHING
+             RETURNING order_id
+         ), lines AS (
+             INSERT INTO hold_lines (order_id, menu_item_id, quantity, position)
+             SELECT claimed.order_id, l.menu_item_id, l.quantity, l.position
+             FROM claimed, UNNEST($4::uuid[], $5::int8[], $6::int4[]) AS l(menu_item_id, quantity, position)
+         )
+         SELECT order_id FROM claimed",
     )
     .bind(order_id)
     .bind(expires_at)
     .bind(now)
+    .bind(order_lines.iter().map(|line| line.menu_item_id).collect::<Vec<MenuItemId>>())
+    .bind(order_lines.iter().map(|line| line.portions.get()).collect::<Vec<i64>>())
+    .bind((0..).take(order_lines.len()).collect::<Vec<i32>>())
     .fetch_optional(&mut *tx)
     .await?;
     if claimed.is_none() {
-        let hold = load_holds(&mut *tx, &[order_id]).await?.pop();
-        return hold.map(Reservation::AlreadyDecided).ok_or_else(|| corrupt("hold", order_id, "it vanished"));
+        let hold = load_holds(&mut *tx, &[order_id], Lock::No).await?.pop();
+        let hold = hold.ok_or_else(|| corrupt("hold", order_id, "it vanished"))?;
+        return Ok((Reservation::AlreadyDecided(hold), Vec::new()));
     }
 
     let recipes = load_recipes(&mut *tx, &lines.menu_item_ids()).await?;
@@ -80,35 +98,15 @@ pub async fn reserve(
     let held = match plan(lines, &recipes, &stock) {
         Ok(held) => held,
         Err(shortages) => {
+            // Its lines go with it (`ON DELETE CASCADE`).
             sqlx::query("DELETE FROM holds WHERE order_id = $1").bind(order_id).execute(&mut *tx).await?;
-            return Ok(Reservation::Rejected(shortages));
+            return Ok((Reservation::Rejected(shortages), Vec::new()));
         }
     };
 
-    let order_lines = lines.lines();
-    sqlx::query(
-        "INSERT INTO hold_lines (order_id, menu_item_id, quantity, position)
-         SELECT $1, menu_item_id, quantity, position
-         FROM UNNEST($2::uuid[], $3::int8[], $4::int4[]) AS l(menu_item_id, quantity, position)",
-    )
-    .bind(order_id)
-    .bind(order_lines.iter().map(|line| line.menu_item_id).collect::<Vec<MenuItemId>>())
-    .bind(order_lines.iter().map(|line| line.portions.get()).collect::<Vec<i64>>())
-    .bind((0..).take(order_lines.len()).collect::<Vec<i32>>())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO hold_ingredients (order_id, ingredient_id, quantity)
-         SELECT $1, ingredient_id, quantity FROM UNNEST($2::uuid[], $3::int8[]) AS h(ingredient_id, quantity)",
-    )
-    .bind(order_id)
-    .bind(held.iter().map(|h| h.ingredient_id).collect::<Vec<IngredientId>>())
-    .bind(held.iter().map(|h| h.quantity).collect::<Vec<i64>>())
-    .execute(&mut *tx)
-    .await?;
     let hold = Hold::new(order_id, lines.clone(), held, expires_at, now);
-    move_stock(tx, StockMove::Reserve, &hold, actor, None, now).await?;
-    Ok(Reservation::Held(hold))
+    let moved = move_stock(tx, StockMove::Reserve, &hold, actor, None, now).await?;
+    Ok((Reservation::Held(hold), moved))
 }
 
 /// What [`release`] or [`commit`] did.
@@ -131,21 +129,33 @@ pub enum HoldChange {
 }
 
 /// Lets an order's hold go: `reserved` falls by what the hold reserved.
+/// Returns what it did and, when stock moved, the ingredients as they are
+/// now (locked until the transaction ends).
 ///
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-pub async fn release(tx: &mut PgConnection, order_id: OrderId, actor: &str) -> Result<HoldChange, StoreError> {
+pub async fn release(
+    tx: &mut PgConnection,
+    order_id: OrderId,
+    actor: &str,
+) -> Result<(HoldChange, Vec<Ingredient>), StoreError> {
     change_hold(tx, order_id, HoldAction::Release, actor).await
 }
 
 /// Uses an order's hold: `on_hand` and `reserved` both fall by what the hold
-/// reserved, and the ledger says `consumed`.
+/// reserved, and the ledger says `consumed`. Returns what it did and, when
+/// stock moved, the ingredients as they are now (locked until the
+/// transaction ends).
 ///
 /// # Errors
 /// PostgreSQL failed or a stored value is invalid.
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-pub async fn commit(tx: &mut PgConnection, order_id: OrderId, actor: &str) -> Result<HoldChange, StoreError> {
+pub async fn commit(
+    tx: &mut PgConnection,
+    order_id: OrderId,
+    actor: &str,
+) -> Result<(HoldChange, Vec<Ingredient>), StoreError> {
     change_hold(tx, order_id, HoldAction::Commit, actor).await
 }
 
@@ -154,27 +164,25 @@ async fn change_hold(
     order_id: OrderId,
     action: HoldAction,
     actor: &str,
-) -> Result<HoldChange, StoreError> {
-    let locked: Option<Uuid> = sqlx::query_scalar("SELECT order_id FROM holds WHERE order_id = $1 FOR UPDATE")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if locked.is_none() {
-        return Ok(HoldChange::NotFound);
-    }
-    let mut hold =
-        load_holds(&mut *tx, &[order_id]).await?.pop().ok_or_else(|| corrupt("hold", order_id, "vanished"))?;
+) -> Result<(HoldChange, Vec<Ingredient>), StoreError> {
+    let Some(mut hold) = load_holds(&mut *tx, &[order_id], Lock::ForUpdate).await?.pop() else {
+        return Ok((HoldChange::NotFound, Vec::new()));
+    };
     let now = now();
     match hold.apply(action, now) {
-        Err(refusal) => Ok(HoldChange::Unchanged { hold, refusal: Some(refusal) }),
-        Ok(false) => Ok(HoldChange::Unchanged { hold, refusal: None }),
+        Err(refusal) => Ok((HoldChange::Unchanged { hold, refusal: Some(refusal) }, Vec::new())),
+        Ok(false) => Ok((HoldChange::Unchanged { hold, refusal: None }, Vec::new())),
         Ok(true) => {
+            // The hold's row is ours already; the ingredients are locked as
+            // late as can be, for as short a time as can be.
+            update_status(&mut *tx, &hold).await?;
+            // Locked in id order here: the move's `UPDATE … FROM UNNEST`
+            // would lock them in whatever order its join runs.
             let ids: Vec<IngredientId> = hold.ingredients.iter().map(|held| held.ingredient_id).collect();
             lock_ingredients(&mut *tx, &ids).await?;
             let step = if action == HoldAction::Commit { StockMove::Consume } else { StockMove::Release };
-            move_stock(&mut *tx, step, &hold, actor, None, now).await?;
-            update_status(tx, &hold).await?;
-            Ok(HoldChange::Applied(hold))
+            let moved = move_stock(tx, step, &hold, actor, None, now).await?;
+            Ok((HoldChange::Applied(hold), moved))
         }
     }
 }
@@ -200,7 +208,7 @@ pub async fn expire_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) -
         return Ok(Vec::new());
     }
     let due: Vec<OrderId> = due.into_iter().map(OrderId::from).collect();
-    let mut holds = load_holds(&mut *tx, &due).await?;
+    let mut holds = load_holds(&mut *tx, &due, Lock::No).await?;
     let ingredients: BTreeSet<IngredientId> =
         holds.iter().flat_map(|hold| hold.ingredients.iter().map(|held| held.ingredient_id)).collect();
     lock_ingredients(&mut *tx, &ingredients.into_iter().collect::<Vec<_>>()).await?;
@@ -220,7 +228,7 @@ pub async fn expire_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) -
 /// PostgreSQL failed or a stored value is invalid.
 pub async fn find_hold(pool: &PgPool, order_id: OrderId) -> Result<Option<Hold>, StoreError> {
     let mut connection = pool.acquire().await?;
-    Ok(load_holds(&mut connection, &[order_id]).await?.pop())
+    Ok(load_holds(&mut connection, &[order_id], Lock::No).await?.pop())
 }
 
 async fn update_status(tx: &mut PgConnection, hold: &Hold) -> Result<(), StoreError> {
@@ -237,7 +245,8 @@ async fn update_status(tx: &mut PgConnection, hold: &Hold) -> Result<(), StoreEr
 /// How a hold moves the stock of its ingredients.
 #[derive(Debug, Clone, Copy)]
 enum StockMove {
-    /// `reserved` rises.
+    /// `reserved` rises, and what the hold holds of each ingredient is
+    /// recorded with it.
     Reserve,
     /// `reserved` falls.
     Release,
@@ -255,10 +264,17 @@ impl StockMove {
             Self::Consume => (-1, -1, MovementKind::Consumed, -1),
         }
     }
+
+    /// Whether the hold's ingredients are recorded (`hold_ingredients`).
+    const fn records_hold(self) -> bool {
+        matches!(self, Self::Reserve)
+    }
 }
 
 /// Applies `step` for every ingredient the hold reserved, with a ledger line
-/// each, in one statement. The rows must be locked.
+/// each (and, for a reservation, the record of what the hold holds), in one
+/// statement, and returns the ingredients as they are after it. The rows
+/// must be locked.
 async fn move_stock(
     tx: &mut PgConnection,
     step: StockMove,
@@ -266,12 +282,12 @@ async fn move_stock(
     actor: &str,
     reason: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Ingredient>, StoreError> {
     if hold.ingredients.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (on_hand_sign, reserved_sign, kind, ledger_sign) = step.effect();
-    let moved = sqlx::query(
+    let moved: Vec<IngredientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH moved AS (
              UPDATE ingredients i
              SET on_hand = i.on_hand + $2 * m.quantity,
@@ -280,12 +296,17 @@ async fn move_stock(
                  updated_at = $4
              FROM UNNEST($5::uuid[], $6::int8[]) AS m(id, quantity)
              WHERE i.id = m.id
-             RETURNING i.id, m.quantity, i.on_hand, i.reserved
+             RETURNING i.*, m.quantity AS moved_quantity
+         ), held AS (
+             INSERT INTO hold_ingredients (order_id, ingredient_id, quantity)
+             SELECT $1, id, quantity FROM UNNEST($5::uuid[], $6::int8[]) AS h(id, quantity) WHERE $11
+         ), ledger AS (
+             INSERT INTO stock_movements (ingredient_id, kind, quantity, on_hand_after, reserved_after, order_id,
+                                          actor, reason, at)
+             SELECT id, $7, $8 * moved_quantity, on_hand, reserved, $1, $9, $10, $4 FROM moved
          )
-         INSERT INTO stock_movements (ingredient_id, kind, quantity, on_hand_after, reserved_after, order_id, actor,
-                                      reason, at)
-         SELECT id, $7, $8 * quantity, on_hand, reserved, $1, $9, $10, $4 FROM moved",
-    )
+         SELECT {COLUMNS} FROM moved ORDER BY id"
+    )))
     .bind(hold.order_id)
     .bind(on_hand_sign)
     .bind(reserved_sign)
@@ -296,12 +317,22 @@ async fn move_stock(
     .bind(ledger_sign)
     .bind(actor)
     .bind(reason)
-    .execute(tx)
+    .bind(step.records_hold())
+    .fetch_all(tx)
     .await?;
-    if moved.rows_affected() != hold.ingredients.len() as u64 {
+    if moved.len() != hold.ingredients.len() {
         return Err(corrupt("hold", hold.order_id, "it holds an ingredient that does not exist"));
     }
-    Ok(())
+    moved.into_iter().map(IngredientRow::into_ingredient).collect()
+}
+
+/// Whether [`load_holds`] locks the rows of the holds it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Read only.
+    No,
+    /// `FOR UPDATE`: the holds change one transaction at a time.
+    ForUpdate,
 }
 
 #[derive(sqlx::FromRow)]
@@ -312,48 +343,58 @@ struct HoldRow {
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    line_items: Vec<Uuid>,
+    line_quantities: Vec<i64>,
+    held_ingredients: Vec<Uuid>,
+    held_quantities: Vec<i64>,
 }
 
-/// The holds of `ids` that exist, in the order of `ids`, read in three statements.
-async fn load_holds(connection: &mut PgConnection, ids: &[OrderId]) -> Result<Vec<Hold>, StoreError> {
-    let rows: Vec<HoldRow> = sqlx::query_as(
-        "SELECT order_id, status, expires_at, version, created_at, updated_at FROM holds WHERE order_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(&mut *connection)
-    .await?;
-    let lines: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT order_id, menu_item_id, quantity FROM hold_lines WHERE order_id = ANY($1) ORDER BY order_id, position",
-    )
-    .bind(ids)
-    .fetch_all(&mut *connection)
-    .await?;
-    let held: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
-        "SELECT order_id, ingredient_id, quantity FROM hold_ingredients
-         WHERE order_id = ANY($1) ORDER BY order_id, ingredient_id",
-    )
+/// The holds of `ids` that exist, in the order of `ids`, with their lines
+/// and ingredients, in one statement. A hold's lines and ingredients never
+/// change once written, so under [`Lock::ForUpdate`] only the hold's own
+/// row needs the lock (and is read as it is once the lock is had).
+async fn load_holds(connection: &mut PgConnection, ids: &[OrderId], lock: Lock) -> Result<Vec<Hold>, StoreError> {
+    let locking = match lock {
+        Lock::No => "",
+        Lock::ForUpdate => "ORDER BY h.order_id FOR UPDATE OF h",
+    };
+    let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT h.order_id, h.status, h.expires_at, h.version, h.created_at, h.updated_at,
+                l.line_items, l.line_quantities, g.held_ingredients, g.held_quantities
+         FROM holds h
+         CROSS JOIN LATERAL (
+             SELECT COALESCE(array_agg(menu_item_id ORDER BY position), '{{}}') AS line_items,
+                    COALESCE(array_agg(quantity ORDER BY position), '{{}}') AS line_quantities
+             FROM hold_lines WHERE order_id = h.order_id
+         ) AS l
+         CROSS JOIN LATERAL (
+             SELECT COALESCE(array_agg(ingredient_id ORDER BY ingredient_id), '{{}}') AS held_ingredients,
+                    COALESCE(array_agg(quantity ORDER BY ingredient_id), '{{}}') AS held_quantities
+             FROM hold_ingredients WHERE order_id = h.order_id
+         ) AS g
+         WHERE h.order_id = ANY($1) {locking}"
+    )))
     .bind(ids)
     .fetch_all(connection)
     .await?;
-    let mut lines_of: HashMap<Uuid, Vec<(MenuItemId, i64)>> = HashMap::new();
-    for (order, item, quantity) in lines {
-        lines_of.entry(order).or_default().push((item.into(), quantity));
-    }
-    let mut held_of: HashMap<Uuid, Vec<HeldIngredient>> = HashMap::new();
-    for (order, ingredient, quantity) in held {
-        held_of.entry(order).or_default().push(HeldIngredient { ingredient_id: ingredient.into(), quantity });
-    }
     let mut holds: HashMap<Uuid, Hold> = HashMap::new();
     for row in rows {
         let id = row.order_id;
         let bad = |detail: String| corrupt("hold", id, detail);
         let status = HoldStatus::parse(&row.status).ok_or_else(|| bad(format!("unknown status {:?}", row.status)))?;
-        let lines = OrderLines::new(lines_of.remove(&id).unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+        let lines = row.line_items.into_iter().map(MenuItemId::from).zip(row.line_quantities);
+        let lines = OrderLines::new(lines).map_err(|e| bad(e.to_string()))?;
+        let ingredients = row
+            .held_ingredients
+            .into_iter()
+            .zip(row.held_quantities)
+            .map(|(ingredient, quantity)| HeldIngredient { ingredient_id: ingredient.into(), quantity })
+            .collect();
         let hold = Hold {
             order_id: id.into(),
             status,
             lines,
-            ingredients: held_of.remove(&id).unwrap_or_default(),
+            ingredients,
             expires_at: row.expires_at,
             version: row.version,
             created_at: row.created_at,

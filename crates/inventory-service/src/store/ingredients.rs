@@ -11,7 +11,8 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::fmt;
 use uuid::Uuid;
 
-const COLUMNS: &str =
+/// The columns of an [`IngredientRow`], in a statement's select list.
+pub(super) const COLUMNS: &str =
     "id, name, unit, on_hand, reserved, low_stock_threshold, low_stock, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]

@@ -4,7 +4,7 @@
 use super::ingredients::{lock_ingredients, update_ingredient_stock};
 use super::now;
 use super::recipes::{lock_items, portions};
-use crate::domain::{ItemPortions, availability_changes};
+use crate::domain::{Ingredient, ItemPortions, availability_changes};
 use events::{IngredientId, InventoryEvent};
 use service_kit::database::StoreError;
 use service_kit::values::Page;
@@ -40,9 +40,27 @@ pub async fn stock_signals(tx: &mut PgConnection, touched: &[IngredientId]) -> R
     let mut ids = touched.to_vec();
     ids.sort();
     ids.dedup();
+    let stock = lock_ingredients(&mut *tx, &ids).await?;
+    signals_of_locked(tx, stock).await
+}
+
+/// [`stock_signals`] for ingredients this transaction has locked already and
+/// holds as they are now (what a change of a hold's stock returns), without
+/// reading them again.
+///
+/// # Errors
+/// PostgreSQL failed or a stored value is invalid.
+#[tracing::instrument(skip_all, fields(ingredients = stock.len()))]
+pub async fn signals_of_locked(tx: &mut PgConnection, mut stock: Vec<Ingredient>) -> Result<Vec<Outgoing>, StoreError> {
+    // A row given twice is as it was given last: reversed, the stable sort
+    // puts it first among its copies, and `dedup` keeps the first.
+    stock.reverse();
+    stock.sort_by_key(|ingredient| ingredient.id);
+    stock.dedup_by_key(|ingredient| ingredient.id);
+    let ids: Vec<IngredientId> = stock.iter().map(|ingredient| ingredient.id).collect();
     let now = now();
     let mut outgoing = Vec::new();
-    for mut ingredient in lock_ingredients(&mut *tx, &ids).await? {
+    for mut ingredient in stock {
         let version = ingredient.version;
         let low = ingredient.refresh_low_stock(now);
         if ingredient.version != version {

@@ -57,9 +57,26 @@ fn lines(lines: &[(MenuItemId, i64)]) -> anyhow::Result<OrderLines> {
 async fn reserve(pool: &PgPool, order: OrderId, order_lines: &[(MenuItemId, i64)]) -> anyhow::Result<Reservation> {
     let mut tx = pool.begin().await?;
     let expires_at = Utc::now() + TimeDelta::minutes(15);
-    let reservation = store::reserve(&mut tx, order, &lines(order_lines)?, expires_at, "order-service").await?;
+    let (reservation, moved) =
+        store::reserve(&mut tx, order, &lines(order_lines)?, expires_at, "order-service").await?;
     tx.commit().await?;
+    let moved_expected = match &reservation {
+        Reservation::Held(hold) => hold.ingredients.len(),
+        Reservation::Rejected(_) | Reservation::AlreadyDecided(_) => 0,
+    };
+    assert_eq!(moved.len(), moved_expected, "a reservation returns the ingredients it moved, and only those");
+    assert_current(pool, &moved).await?;
     Ok(reservation)
+}
+
+/// Asserts that `moved`, as a change of stock returned them, is what is
+/// stored now, field for field.
+async fn assert_current(pool: &PgPool, moved: &[Ingredient]) -> anyhow::Result<()> {
+    for ingredient in moved {
+        let stored = store::find_ingredient(pool, ingredient.id).await?.context("the ingredient exists")?;
+        assert_eq!(&stored, ingredient, "{} as returned", ingredient.name.as_str());
+    }
+    Ok(())
 }
 
 async fn stock(pool: &PgPool, id: IngredientId) -> anyhow::Result<(i64, i64)> {
@@ -165,16 +182,29 @@ async fn a_second_reservation_for_an_order_changes_nothing_and_repeats_the_decis
 
 async fn release(pool: &PgPool, order: OrderId) -> anyhow::Result<HoldChange> {
     let mut tx = pool.begin().await?;
-    let change = store::release(&mut tx, order, "order-service").await?;
+    let (change, moved) = store::release(&mut tx, order, "order-service").await?;
     tx.commit().await?;
+    assert_moved(&change, &moved);
+    assert_current(pool, &moved).await?;
     Ok(change)
 }
 
 async fn commit(pool: &PgPool, order: OrderId) -> anyhow::Result<HoldChange> {
     let mut tx = pool.begin().await?;
-    let change = store::commit(&mut tx, order, "order-service").await?;
+    let (change, moved) = store::commit(&mut tx, order, "order-service").await?;
     tx.commit().await?;
+    assert_moved(&change, &moved);
+    assert_current(pool, &moved).await?;
     Ok(change)
+}
+
+/// A change of a hold returns the ingredients it moved, and only those.
+fn assert_moved(change: &HoldChange, moved: &[Ingredient]) {
+    let expected: Vec<IngredientId> = match change {
+        HoldChange::Applied(hold) => hold.ingredients.iter().map(|held| held.ingredient_id).collect(),
+        HoldChange::Unchanged { .. } | HoldChange::NotFound => Vec::new(),
+    };
+    assert_eq!(moved.iter().map(|ingredient| ingredient.id).collect::<Vec<_>>(), expected);
 }
 
 #[tokio::test]
@@ -380,7 +410,7 @@ async fn sold_out_and_back_in_stock_are_signalled_once_per_crossing() -> anyhow:
     let order = OrderId::new();
     let mut tx = pool.begin().await?;
     let Reservation::Held(hold) =
-        store::reserve(&mut tx, order, &lines(&[(k.omelette, 2)])?, Utc::now() + TimeDelta::hours(1), "o").await?
+        store::reserve(&mut tx, order, &lines(&[(k.omelette, 2)])?, Utc::now() + TimeDelta::hours(1), "o").await?.0
     else {
         anyhow::bail!("not held")
     };
@@ -526,15 +556,10 @@ async fn concurrent_reservations_never_hold_more_than_is_on_hand() -> anyhow::Re
         tokio::spawn(async move {
             let mut tx = pool.begin().await?;
             let expires_at = Utc::now() + TimeDelta::minutes(15);
-            let reservation =
+            let (reservation, moved) =
                 store::reserve(&mut tx, order, &lines(&[(crepes, portions)])?, expires_at, "saga").await?;
-            let signals = match &reservation {
-                Reservation::Held(hold) => {
-                    let touched: Vec<IngredientId> = hold.ingredients.iter().map(|h| h.ingredient_id).collect();
-                    store::stock_signals(&mut tx, &touched).await?
-                }
-                _ => Vec::new(),
-            };
+            // What the command handler does: the moved rows, locked and current.
+            let signals = store::signals_of_locked(&mut tx, moved).await?;
             tx.commit().await?;
             anyhow::Ok((portions, reservation, signals))
         })
@@ -581,6 +606,7 @@ async fn concurrent_reservations_never_hold_more_than_is_on_hand() -> anyhow::Re
         let Reservation::Held(hold) =
             store::reserve(&mut tx, order, &lines(&[(crepes, left)])?, Utc::now() + TimeDelta::hours(1), "saga")
                 .await?
+                .0
         else {
             anyhow::bail!("the last portions are held")
         };
@@ -610,6 +636,10 @@ async fn concurrent_reservations_never_hold_more_than_is_on_hand() -> anyhow::Re
 /// transaction deadlocks or fails, and `reserved` stays what the live holds hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_changes_from_many_transactions_keep_the_books_and_never_deadlock() -> anyhow::Result<()> {
+    enum Touched {
+        Rows(Vec<Ingredient>),
+        Ids(Vec<IngredientId>),
+    }
     let db = database().await?;
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect_with(db.options.clone()).await?;
     let flour = stocked(&pool, "Flour", Unit::Gram, 500, 5000).await?;
@@ -627,23 +657,17 @@ async fn mixed_changes_from_many_transactions_keep_the_books_and_never_deadlock(
         let item = [crepes, omelette, cake][n % 3];
         tokio::spawn(async move {
             let mut tx = pool.begin().await?;
-            let touched: Vec<IngredientId> = match n % 8 {
+            // A change of a hold returns the rows it moved, which the signals
+            // take as they are (as the command handler does); the others
+            // name what they touched.
+            let touched: Touched = match n % 8 {
                 0..=2 => {
                     let order_lines = lines(&[(item, 1 + (n as i64 % 3)), (crepes, 1)])?;
                     let expires_at = Utc::now() + TimeDelta::milliseconds(if n % 5 == 0 { -1 } else { 60_000 });
-                    match store::reserve(&mut tx, order, &order_lines, expires_at, "saga").await? {
-                        Reservation::Held(hold) => hold.ingredients.iter().map(|h| h.ingredient_id).collect(),
-                        _ => Vec::new(),
-                    }
+                    Touched::Rows(store::reserve(&mut tx, order, &order_lines, expires_at, "saga").await?.1)
                 }
-                3 => match store::release(&mut tx, order, "saga").await? {
-                    HoldChange::Applied(hold) => hold.ingredients.iter().map(|h| h.ingredient_id).collect(),
-                    _ => Vec::new(),
-                },
-                4 => match store::commit(&mut tx, order, "saga").await? {
-                    HoldChange::Applied(hold) => hold.ingredients.iter().map(|h| h.ingredient_id).collect(),
-                    _ => Vec::new(),
-                },
+                3 => Touched::Rows(store::release(&mut tx, order, "saga").await?.1),
+                4 => Touched::Rows(store::commit(&mut tx, order, "saga").await?.1),
                 5 => {
                     // Two ingredients in one transaction: in id order, like every lock.
                     let reason = Reason::try_from("spilt".to_owned())?;
@@ -656,20 +680,25 @@ async fn mixed_changes_from_many_transactions_keep_the_books_and_never_deadlock(
                             store::waste(&mut tx, milk, Quantity::try_from(10)?, "staff", &reason).await?;
                         }
                     }
-                    both.to_vec()
+                    Touched::Ids(both.to_vec())
                 }
                 6 => {
                     let recipe = Recipe::new(cake, [(milk, 100 + (n as i64 % 2)), (flour, 300)])?;
                     store::set_recipe(&mut tx, &recipe).await?;
-                    recipe.ingredient_ids()
+                    Touched::Ids(recipe.ingredient_ids())
                 }
-                _ => store::expire_due(&mut tx, Utc::now(), 10)
-                    .await?
-                    .iter()
-                    .flat_map(|hold| hold.ingredients.iter().map(|h| h.ingredient_id))
-                    .collect(),
+                _ => Touched::Ids(
+                    store::expire_due(&mut tx, Utc::now(), 10)
+                        .await?
+                        .iter()
+                        .flat_map(|hold| hold.ingredients.iter().map(|h| h.ingredient_id))
+                        .collect(),
+                ),
             };
-            store::stock_signals(&mut tx, &touched).await?;
+            match touched {
+                Touched::Rows(moved) => store::signals_of_locked(&mut tx, moved).await?,
+                Touched::Ids(ids) => store::stock_signals(&mut tx, &ids).await?,
+            };
             tx.commit().await?;
             anyhow::Ok(())
         })
