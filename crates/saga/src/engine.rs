@@ -126,15 +126,9 @@ where
     let span = trace::span("start", shape, &saga);
     async {
         store::insert(work, &saga).await?;
-        store::record(
-            work,
-            saga.id,
-            now,
-            Entry { kind: "started", detail: json!({ "subject": saga.subject }), ..Entry::default() },
-        )
-        .await?;
+        let started = Entry { kind: "started", detail: json!({ "subject": saga.subject }), ..Entry::default() };
         let first = saga.position;
-        send(work, shape, &mut saga, first, 1, metadata.causation_id.clone(), now).await
+        send(work, shape, &mut saga, first, 1, metadata.causation_id.clone(), now, vec![started]).await
     }
     .instrument(span)
     .await?;
@@ -178,7 +172,9 @@ async fn reply_to(
     now: DateTime<Utc>,
 ) -> Result<Effect, Error> {
     let event_id = reply.event_id.as_uuid();
-    if store::has_seen(work, saga.id, event_id).await? {
+    let command = reply.causation();
+    let (seen, answered) = store::look_up_reply(work, saga.id, event_id, command).await?;
+    if seen {
         return Ok(Effect::Ignored(Ignored::Duplicate));
     }
     let ignored = |why: &str, detail: serde_json::Value| Entry {
@@ -188,12 +184,11 @@ async fn reply_to(
         event_id: Some(event_id),
         detail: json!({ "why": why, "phase": saga.position.phase, "data": reply.data, "answers": detail }),
     };
-    if let Some(command) = reply.causation()
-        && let Some(answered) = store::sent_at(work, saga.id, command).await?
+    if let Some(answered) = answered
         && answered != saga.position
     {
         let entry = ignored("late", json!({ "step": answered.step, "phase": answered.phase, "command_id": command }));
-        store::record(work, saga.id, now, entry).await?;
+        store::record(work, saga.id, now, vec![entry]).await?;
         return Ok(Effect::Ignored(Ignored::Late));
     }
     let verdict = shape
@@ -202,7 +197,7 @@ async fn reply_to(
         .ok_or_else(|| corrupt_position(saga))?;
     let event = match verdict {
         Verdict::Ignore => {
-            store::record(work, saga.id, now, ignored("unexpected", serde_json::Value::Null)).await?;
+            store::record(work, saga.id, now, vec![ignored("unexpected", serde_json::Value::Null)]).await?;
             return Ok(Effect::Ignored(Ignored::Unexpected));
         }
         Verdict::Completed => plan::Event::Completed,
@@ -219,7 +214,6 @@ async fn reply_to(
         event_id: Some(event_id),
         detail: json!({ "phase": saga.position.phase, "verdict": verdict, "reason": reason, "data": reply.data }),
     };
-    store::record(work, saga.id, now, entry).await?;
     if let Some(started) = saga.step_started_at {
         let latency = (now - started).to_std().unwrap_or_default();
         crate::metrics::step_latency(shape.name(), shape.step_name(saga.position.step), saga.position.phase, latency);
@@ -228,7 +222,7 @@ async fn reply_to(
         saga.reason = Some(format!("{}: {reason}", shape.step_name(saga.position.step)));
     }
     let next = plan::next(shape, saga.position, &event);
-    apply(work, shape, saga, next, Some(reply.event_id.to_string()), now).await
+    apply(work, shape, saga, next, Some(reply.event_id.to_string()), now, vec![entry]).await
 }
 
 /// Resumes saga `id` where it stands: re-sends its current step's command
@@ -253,9 +247,8 @@ pub async fn retry(work: &mut UnitOfWork, definitions: &Definitions, id: SagaId)
             detail: json!({ "phase": saga.position.phase, "status": saga.status, "stuck_reason": saga.stuck_reason }),
             ..Entry::default()
         };
-        store::record(work, saga.id, now, entry).await?;
         let position = saga.position;
-        send(work, shape, &mut saga, position, 1, None, now).await
+        send(work, shape, &mut saga, position, 1, None, now, vec![entry]).await
     }
     .instrument(span)
     .await?;
@@ -284,10 +277,9 @@ pub async fn abort(work: &mut UnitOfWork, definitions: &Definitions, id: SagaId,
             detail: json!({ "why": why }),
             ..Entry::default()
         };
-        store::record(work, saga.id, now, entry).await?;
         saga.reason = Some(format!("aborted: {why}"));
         let next = plan::next(shape, saga.position, &plan::Event::Aborted);
-        apply(work, shape, &mut saga, next, None, now).await
+        apply(work, shape, &mut saga, next, None, now, vec![entry]).await
     }
     .instrument(span.clone())
     .await?;
@@ -295,7 +287,11 @@ pub async fn abort(work: &mut UnitOfWork, definitions: &Definitions, id: SagaId,
     Ok(outcome(&saga, effect))
 }
 
-/// Carries out `next` for `saga`, whose row the caller holds locked.
+/// Carries out `next` for `saga`, whose row the caller holds locked;
+/// `history` (what led to it) is recorded with the change, before what
+/// `next` adds. On an error nothing of it is written: an
+/// [`Error::Data`] (a command that cannot be built) comes before any write,
+/// so the caller may apply something else with the same `history`.
 pub(crate) async fn apply(
     work: &mut UnitOfWork,
     shape: &dyn Shape,
@@ -303,21 +299,23 @@ pub(crate) async fn apply(
     next: Next,
     causation: Option<String>,
     now: DateTime<Utc>,
+    mut history: Vec<Entry<'_>>,
 ) -> Result<Effect, Error> {
     match next {
         Next::Send(position) => {
             let entering = position.phase == Phase::Compensation && saga.position.phase == Phase::Forward;
             if entering {
-                crate::metrics::compensating(shape.name());
-                let entry = Entry {
+                history.push(Entry {
                     kind: "compensating",
                     step: Some(saga.position.step),
                     detail: json!({ "reason": saga.reason }),
                     ..Entry::default()
-                };
-                store::record(work, saga.id, now, entry).await?;
+                });
             }
-            send(work, shape, saga, position, 1, causation, now).await?;
+            send(work, shape, saga, position, 1, causation, now, history).await?;
+            if entering {
+                crate::metrics::compensating(shape.name());
+            }
             Ok(match position.phase {
                 Phase::Forward => Effect::Advanced { step: position.step },
                 Phase::Compensation => Effect::Compensating { step: position.step, reason: reason_of(saga) },
@@ -326,16 +324,16 @@ pub(crate) async fn apply(
         Next::Resend => {
             let attempt = saga.attempts.saturating_add(1);
             let position = saga.position;
-            send(work, shape, saga, position, attempt, causation, now).await?;
+            send(work, shape, saga, position, attempt, causation, now, history).await?;
             Ok(Effect::Resent { attempt })
         }
         Next::Complete => {
-            finish(work, shape, saga, Status::Completed, None, now).await?;
+            finish(work, shape, saga, Status::Completed, None, now, history).await?;
             Ok(Effect::Completed)
         }
         Next::Fail => {
             let reason = reason_of(saga);
-            finish(work, shape, saga, Status::Failed, None, now).await?;
+            finish(work, shape, saga, Status::Failed, None, now, history).await?;
             Ok(Effect::Failed { reason })
         }
         Next::Stuck(why) => {
@@ -347,13 +345,14 @@ pub(crate) async fn apply(
                 },
                 shape.step_name(saga.position.step)
             );
-            finish(work, shape, saga, Status::Stuck, Some(reason.clone()), now).await?;
+            finish(work, shape, saga, Status::Stuck, Some(reason.clone()), now, history).await?;
             Ok(Effect::Stuck { reason })
         }
     }
 }
 
-/// Ends the wait for a reply: `status` is completed, failed or stuck.
+/// Ends the wait for a reply: `status` is completed, failed or stuck;
+/// `history` is recorded with it.
 async fn finish(
     work: &mut UnitOfWork,
     shape: &dyn Shape,
@@ -361,23 +360,25 @@ async fn finish(
     status: Status,
     stuck_reason: Option<String>,
     now: DateTime<Utc>,
+    mut history: Vec<Entry<'_>>,
 ) -> Result<(), Error> {
     saga.status = status;
     saga.step_deadline = None;
     saga.stuck_reason = stuck_reason;
     saga.updated_at = now;
-    store::update(work, saga).await?;
     let detail = json!({ "reason": saga.reason, "stuck_reason": saga.stuck_reason });
-    let entry = Entry { kind: status.as_str(), step: Some(saga.position.step), detail, ..Entry::default() };
-    store::record(work, saga.id, now, entry).await?;
+    history.push(Entry { kind: status.as_str(), step: Some(saga.position.step), detail, ..Entry::default() });
+    store::update(work, saga, history).await?;
     crate::metrics::finished(shape.name(), status);
     tracing::info!(saga = %saga.id, saga_type = shape.name(), %status, reason = ?saga.reason, stuck = ?saga.stuck_reason, "saga ended its run");
     Ok(())
 }
 
 /// Sends the action at `position` as attempt `attempt`, with its deadline
-/// from `now`, in a span of its own whose context the saga keeps.
-pub(crate) async fn send(
+/// from `now`, in a span of its own whose context the saga keeps; `history`
+/// is recorded with it.
+#[allow(clippy::too_many_arguments)] // The saga, where it goes, and what led there.
+async fn send(
     work: &mut UnitOfWork,
     shape: &dyn Shape,
     saga: &mut Saga,
@@ -385,13 +386,15 @@ pub(crate) async fn send(
     attempt: u32,
     causation: Option<String>,
     now: DateTime<Utc>,
+    history: Vec<Entry<'_>>,
 ) -> Result<(), Error> {
     let span = trace::sending(shape, saga, position, attempt);
     saga.trace = TraceContext::of(&span);
-    send_in(work, shape, saga, position, attempt, causation, now).instrument(span).await
+    send_in(work, shape, saga, position, attempt, causation, now, history).instrument(span).await
 }
 
 /// [`send`], in its span.
+#[allow(clippy::too_many_arguments)]
 async fn send_in(
     work: &mut UnitOfWork,
     shape: &dyn Shape,
@@ -400,6 +403,7 @@ async fn send_in(
     attempt: u32,
     causation: Option<String>,
     now: DateTime<Utc>,
+    mut history: Vec<Entry<'_>>,
 ) -> Result<(), Error> {
     let command = shape
         .command(position, &saga.data)
@@ -418,16 +422,7 @@ async fn send_in(
     saga.command_id = Some(id.as_uuid());
     saga.stuck_reason = None;
     saga.updated_at = now;
-    store::update(work, saga).await?;
-    let metadata =
-        Metadata { correlation_id: saga.correlation_id.clone(), causation_id: causation, source: saga.source.clone() };
-    let envelope = Envelope { id, subject: saga.subject, version: saga.version, metadata, at: now };
-    command.append(work, envelope).await.map_err(|source| Error::Append {
-        saga: saga.id,
-        command: command.event_type(),
-        source,
-    })?;
-    let entry = Entry {
+    history.push(Entry {
         kind: match position.phase {
             Phase::Forward => "command_sent",
             Phase::Compensation => "compensation_sent",
@@ -441,8 +436,16 @@ async fn send_in(
             "stream": command.stream(),
             "deadline": saga.step_deadline,
         }),
-    };
-    store::record(work, saga.id, now, entry).await
+    });
+    store::update(work, saga, history).await?;
+    let metadata =
+        Metadata { correlation_id: saga.correlation_id.clone(), causation_id: causation, source: saga.source.clone() };
+    let envelope = Envelope { id, subject: saga.subject, version: saga.version, metadata, at: now };
+    command.append(work, envelope).await.map_err(|source| Error::Append {
+        saga: saga.id,
+        command: command.event_type(),
+        source,
+    })
 }
 
 fn shape_of<'d>(definitions: &'d Definitions, saga: &Saga) -> Result<&'d dyn Shape, Error> {

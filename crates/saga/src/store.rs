@@ -4,7 +4,10 @@ use crate::error::{Context, Error};
 use crate::state::{Phase, Position, SagaId, Status};
 use chrono::{DateTime, Utc};
 use events::trace::TraceContext;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres, Row as _};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// A saga's row, parsed.
@@ -117,31 +120,42 @@ pub(crate) async fn insert(connection: &mut PgConnection, saga: &Saga) -> Result
     Ok(())
 }
 
-/// Writes `saga`'s changeable fields and bumps its version.
-pub(crate) async fn update(connection: &mut PgConnection, saga: &mut Saga) -> Result<(), Error> {
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE sagas SET current_step = $2, phase = $3, status = $4, step_deadline = $5, step_started_at = $6,
-                          attempts = $7, command_id = $8, reason = $9, stuck_reason = $10,
-                          version = version + 1, updated_at = $11, traceparent = $12, tracestate = $13
-         WHERE id = $1 RETURNING version",
-    )
-    .bind(saga.id)
-    .bind(int(saga.position.step))
-    .bind(saga.position.phase.as_str())
-    .bind(saga.status.as_str())
-    .bind(saga.step_deadline)
-    .bind(saga.step_started_at)
-    .bind(int(saga.attempts))
-    .bind(saga.command_id)
-    .bind(&saga.reason)
-    .bind(&saga.stuck_reason)
-    .bind(saga.updated_at)
-    .bind(saga.trace.as_ref().map(|trace| trace.traceparent.as_str()))
-    .bind(saga.trace.as_ref().and_then(|trace| trace.tracestate.as_deref()))
-    .fetch_one(connection)
-    .await
-    .context("updating a saga")?;
-    saga.version = version;
+/// Writes `saga`'s changeable fields, bumps its version and appends
+/// `history` (what led to the change and what it did, stamped with the
+/// saga's `updated_at`), in one statement. The caller holds the row locked.
+pub(crate) async fn update(
+    connection: &mut PgConnection,
+    saga: &mut Saga,
+    history: Vec<Entry<'_>>,
+) -> Result<(), Error> {
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH updated AS (
+                 UPDATE sagas SET current_step = $2, phase = $3, status = $4, step_deadline = $5, step_started_at = $6,
+                                  attempts = $7, command_id = $8, reason = $9, stuck_reason = $10,
+                                  version = version + 1, updated_at = $11, traceparent = $12, tracestate = $13
+                 WHERE id = $1 RETURNING version
+             ), history AS ({})
+             SELECT version FROM updated",
+            append_history("$1", "$11", 14)
+        )
+    });
+    let query = sqlx::query(sqlx::AssertSqlSafe(STATEMENT.as_str()))
+        .bind(saga.id)
+        .bind(int(saga.position.step))
+        .bind(saga.position.phase.as_str())
+        .bind(saga.status.as_str())
+        .bind(saga.step_deadline)
+        .bind(saga.step_started_at)
+        .bind(int(saga.attempts))
+        .bind(saga.command_id)
+        .bind(&saga.reason)
+        .bind(&saga.stuck_reason)
+        .bind(saga.updated_at)
+        .bind(saga.trace.as_ref().map(|trace| trace.traceparent.as_str()))
+        .bind(saga.trace.as_ref().and_then(|trace| trace.tracestate.as_deref()));
+    let updated = bind_history(query, history).fetch_one(connection).await.context("updating a saga")?;
+    saga.version = updated.try_get("version").context("reading a saga's version")?;
     Ok(())
 }
 
@@ -208,61 +222,80 @@ pub(crate) struct Entry<'a> {
     pub detail: serde_json::Value,
 }
 
-/// Appends `entry` to the history of `saga`, whose row the caller holds locked.
+/// Appends `entries` to the history of `saga`, whose row the caller holds
+/// locked, in one statement.
 pub(crate) async fn record(
     connection: &mut PgConnection,
     saga: SagaId,
     at: DateTime<Utc>,
-    entry: Entry<'_>,
+    entries: Vec<Entry<'_>>,
 ) -> Result<(), Error> {
-    let detail = if entry.detail.is_null() { serde_json::json!({}) } else { entry.detail };
-    sqlx::query(
-        "INSERT INTO saga_history (saga_id, seq, at, kind, step, event_type, event_id, detail)
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7 FROM saga_history WHERE saga_id = $1",
-    )
-    .bind(saga)
-    .bind(at)
-    .bind(entry.kind)
-    .bind(entry.step.map(int))
-    .bind(entry.event_type)
-    .bind(entry.event_id)
-    .bind(detail)
-    .execute(connection)
-    .await
-    .context("recording saga history")?;
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| append_history("$1", "$2", 3));
+    bind_history(sqlx::query(sqlx::AssertSqlSafe(STATEMENT.as_str())).bind(saga).bind(at), entries)
+        .execute(connection)
+        .await
+        .context("recording saga history")?;
     Ok(())
 }
 
-/// Whether `saga` has already received or ignored reply `event_id`.
-pub(crate) async fn has_seen(connection: &mut PgConnection, saga: SagaId, event_id: Uuid) -> Result<bool, Error> {
-    sqlx::query_scalar(
+/// The `INSERT` that appends entries to a saga's history, numbered on from
+/// its last: the saga and the time are the parameters `saga` and `at`, the
+/// entries' columns five arrays from parameter number `first` on (see
+/// [`bind_history`]).
+fn append_history(saga: &str, at: &str, first: usize) -> String {
+    let [kinds, steps, event_types, event_ids, details] = std::array::from_fn(|n| format!("${}", first + n));
+    format!(
+        "INSERT INTO saga_history (saga_id, seq, at, kind, step, event_type, event_id, detail)
+         SELECT {saga}, COALESCE((SELECT MAX(seq) FROM saga_history WHERE saga_id = {saga}), 0) + e.n,
+                {at}, e.kind, e.step, e.event_type, e.event_id, e.detail
+         FROM UNNEST({kinds}::text[], {steps}::int4[], {event_types}::text[], {event_ids}::uuid[],
+                     {details}::jsonb[]) WITH ORDINALITY AS e(kind, step, event_type, event_id, detail, n)"
+    )
+}
+
+/// Binds `entries` as the five arrays [`append_history`] reads.
+fn bind_history<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    entries: Vec<Entry<'q>>,
+) -> Query<'q, Postgres, PgArguments> {
+    let kinds: Vec<&str> = entries.iter().map(|entry| entry.kind).collect();
+    let steps: Vec<Option<i32>> = entries.iter().map(|entry| entry.step.map(int)).collect();
+    let event_types: Vec<Option<&str>> = entries.iter().map(|entry| entry.event_type).collect();
+    let event_ids: Vec<Option<Uuid>> = entries.iter().map(|entry| entry.event_id).collect();
+    let details: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|entry| if entry.detail.is_null() { serde_json::json!({}) } else { entry.detail })
+        .collect();
+    query.bind(kinds).bind(steps).bind(event_types).bind(event_ids).bind(details)
+}
+
+/// What `saga`'s history says of a reply: whether it has already received
+/// or ignored reply `event_id`, and where the saga stood when it sent the
+/// command `command_id` that the reply answers (if the saga sent it).
+pub(crate) async fn look_up_reply(
+    connection: &mut PgConnection,
+    saga: SagaId,
+    event_id: Uuid,
+    command_id: Option<Uuid>,
+) -> Result<(bool, Option<Position>), Error> {
+    let (seen, kind, step): (bool, Option<String>, Option<i32>) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM saga_history
-                        WHERE saga_id = $1 AND event_id = $2 AND kind IN ('reply_received', 'reply_ignored'))",
+                        WHERE saga_id = $1 AND event_id = $2 AND kind IN ('reply_received', 'reply_ignored')),
+                sent.kind, sent.step
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT kind, step FROM saga_history
+                            WHERE saga_id = $1 AND event_id = $3 AND kind IN ('command_sent', 'compensation_sent')
+                            LIMIT 1) AS sent ON true",
     )
     .bind(saga)
     .bind(event_id)
+    .bind(command_id)
     .fetch_one(connection)
     .await
-    .context("looking for a reply in the saga history")
-}
-
-/// Where the saga stood when it sent command `command_id`, if it sent it.
-pub(crate) async fn sent_at(
-    connection: &mut PgConnection,
-    saga: SagaId,
-    command_id: Uuid,
-) -> Result<Option<Position>, Error> {
-    let row: Option<(String, Option<i32>)> = sqlx::query_as(
-        "SELECT kind, step FROM saga_history
-         WHERE saga_id = $1 AND event_id = $2 AND kind IN ('command_sent', 'compensation_sent') LIMIT 1",
-    )
-    .bind(saga)
-    .bind(command_id)
-    .fetch_optional(connection)
-    .await
-    .context("looking for a command in the saga history")?;
-    Ok(row.and_then(|(kind, step)| {
+    .context("looking for a reply and its command in the saga history")?;
+    let sent = kind.zip(step).and_then(|(kind, step)| {
         let phase = if kind == "command_sent" { Phase::Forward } else { Phase::Compensation };
-        Some(Position { phase, step: usize::try_from(step?).ok()? })
-    }))
+        Some(Position { phase, step: usize::try_from(step).ok()? })
+    });
+    Ok((seen, sent))
 }

@@ -94,11 +94,10 @@ async fn timed_out(
         detail: json!({ "phase": position.phase, "attempt": saga.attempts, "deadline": saga.step_deadline }),
         ..Entry::default()
     };
-    store::record(work, saga.id, now, entry).await?;
     let Some(timing) = shape.timing(position) else {
         // A position the definition no longer has: stop and show it rather than loop.
         let why = "its definition has no such step any more".to_owned();
-        engine::apply(work, shape, saga, plan::Next::Stuck(why), None, now).await?;
+        engine::apply(work, shape, saga, plan::Next::Stuck(why), None, now, vec![entry]).await?;
         return Ok(());
     };
     let event = plan::Event::TimedOut { attempts: saga.attempts, retries: timing.retries };
@@ -108,12 +107,12 @@ async fn timed_out(
             Some(format!("{step_name}: no reply within {:?} after {} attempts", timing.deadline, saga.attempts));
     }
     let causation = saga.command_id.map(|id| id.to_string());
-    match engine::apply(work, shape, saga, next, causation, now).await {
+    match engine::apply(work, shape, saga, next, causation, now, vec![entry.clone()]).await {
         Ok(_) => Ok(()),
         // Data that no longer decodes cannot be sent, now or later: stuck, not a poisoned sweep.
         Err(Error::Data { source, .. }) => {
             let why = format!("its data does not decode: {source}");
-            engine::apply(work, shape, saga, plan::Next::Stuck(why), None, now).await.map(|_| ())
+            engine::apply(work, shape, saga, plan::Next::Stuck(why), None, now, vec![entry]).await.map(|_| ())
         }
         Err(error) => Err(error),
     }

@@ -460,6 +460,30 @@ async fn a_step_without_reply_is_resent_up_to_its_limit_then_compensated() -> an
     Ok(())
 }
 
+#[tokio::test]
+async fn a_saga_whose_data_no_longer_decodes_is_left_stuck_by_the_sweep_with_its_history_in_order() -> anyhow::Result<()>
+{
+    let h = Harness::new().await?;
+    let order = Harness::order();
+    let started = Utc::now();
+    let id = h.start(&order).await?;
+    sqlx::query("UPDATE sagas SET data = '{\"not\": \"an order\"}' WHERE id = $1").bind(id).execute(&h.db.pool).await?;
+
+    // Its deadline passes: the re-send cannot be built, so the sweep stops it
+    // rather than fail on it every time.
+    assert_eq!(h.sweeper().sweep_deadlines(after(started, 1)).await?, 1);
+    let view = h.view(id).await?;
+    assert_eq!(view.saga.status, Status::Stuck);
+    let stuck_reason = view.saga.stuck_reason.as_deref().unwrap_or_default();
+    assert!(stuck_reason.contains("its data does not decode"), "{stuck_reason}");
+    assert_eq!(kinds(&view), ["started", "command_sent", "timed_out", "stuck"]);
+    let seqs: Vec<i32> = view.history.iter().map(|entry| entry.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(types(&h.sent().await?), ["ReserveStock"], "nothing more was sent");
+    assert_eq!(h.sweeper().sweep_deadlines(after(started, 10)).await?, 0);
+    Ok(())
+}
+
 /// Runs `order`'s saga into `stuck`: no reply to anything.
 async fn stuck(h: &Harness, started: DateTime<Utc>) -> anyhow::Result<()> {
     let sweeper = h.sweeper();
