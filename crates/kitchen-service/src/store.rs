@@ -115,17 +115,23 @@ pub async fn insert(tx: &mut PgConnection, ticket: &Ticket) -> Result<(), StoreE
     Ok(())
 }
 
-/// Writes a changed ticket back: its status, `ready_by`, reason, overdue
-/// flag, version and time of change, and whether each line is done.
+/// Writes a changed ticket back, in one statement: its status, `ready_by`,
+/// reason, overdue flag, version and time of change, and whether each line
+/// is done.
 ///
 /// # Errors
 /// PostgreSQL failed.
 #[tracing::instrument(level = "debug", skip_all, fields(ticket_id = %ticket.id, version = ticket.version))]
 pub async fn update(tx: &mut PgConnection, ticket: &Ticket) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE tickets SET status = $2, ready_by = $3, reject_reason = $4, overdue_notified = $5, version = $6,
-                            updated_at = $7
-         WHERE id = $1",
+        "WITH ticket AS (
+             UPDATE tickets SET status = $2, ready_by = $3, reject_reason = $4, overdue_notified = $5, version = $6,
+                                updated_at = $7
+             WHERE id = $1
+         )
+         UPDATE ticket_lines l SET done = u.done
+         FROM UNNEST($8::int8[], $9::bool[]) AS u(line, done)
+         WHERE l.ticket_id = $1 AND l.line = u.line AND l.done <> u.done",
     )
     .bind(ticket.id)
     .bind(ticket.status.as_str())
@@ -134,14 +140,6 @@ pub async fn update(tx: &mut PgConnection, ticket: &Ticket) -> Result<(), StoreE
     .bind(ticket.overdue_notified)
     .bind(ticket.version)
     .bind(ticket.updated_at)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE ticket_lines l SET done = u.done
-         FROM UNNEST($2::int8[], $3::bool[]) AS u(line, done)
-         WHERE l.ticket_id = $1 AND l.line = u.line AND l.done <> u.done",
-    )
-    .bind(ticket.id)
     .bind(ticket.lines.iter().map(|line| i64::from(line.line)).collect::<Vec<_>>())
     .bind(ticket.lines.iter().map(|line| line.done).collect::<Vec<_>>())
     .execute(tx)
