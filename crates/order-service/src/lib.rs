@@ -20,6 +20,7 @@ pub mod sagas;
 pub mod service;
 pub mod store;
 
+use anyhow::Context;
 use service_kit::Settings;
 pub use service_kit::service::Application;
 use service_kit::service::{Blueprint, Builder};
@@ -75,7 +76,7 @@ impl OrderSettings {
 pub async fn build(settings: &Settings, own: &OrderSettings) -> anyhow::Result<Application> {
     let timing = own.timing();
     let mut service = Builder::new::<events::OrderEvent>(settings, &BLUEPRINT).await?;
-    saga::migrate(service.pool()).await?;
+    service.migrate(&saga::migrator()).await.context("migrating the saga tables")?;
     service.consume::<events::MenuEvent, _>(menu_view::MenuView);
     let replies = sagas::Replies::new(sagas::definitions(timing));
     service.consume::<events::InventoryEvent, _>(replies.clone());
@@ -105,7 +106,7 @@ pub async fn build(settings: &Settings, own: &OrderSettings) -> anyhow::Result<A
 pub async fn build_with(settings: &Settings, hooks: service::Hooks) -> anyhow::Result<Application> {
     let mut service = Builder::new::<events::OrderEvent>(settings, &BLUEPRINT).await?;
     // An order's view shows its sagas, if it has any.
-    saga::migrate(service.pool()).await?;
+    service.migrate(&saga::migrator()).await.context("migrating the saga tables")?;
     service.consume::<events::MenuEvent, _>(menu_view::MenuView);
     let orders = service::Orders::new(service.writer(), hooks);
     Ok(service.serve(http::router(orders), <http::ApiDoc as utoipa::OpenApi>::openapi()))

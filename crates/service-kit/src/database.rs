@@ -25,11 +25,7 @@ pub async fn connect(
     if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("schema name {schema:?} must be letters, digits and underscores");
     }
-    // Creating and migrating the schema waits for any other instance migrating
-    // the same database (sqlx holds a database-wide advisory lock) and may take
-    // long: it is not a request, so not under the request timeouts. A later
-    // `-c` of the same setting wins.
-    let unbounded = options.clone().options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+    let unbounded = unbounded(&options);
     let mut admin = PgConnection::connect_with(&unbounded)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))?;
@@ -45,6 +41,28 @@ pub async fn connect(
     migrations.run(&migrating).await.context("migrating the service's tables")?;
     migrating.close().await;
     pool(options, max_connections).await
+}
+
+/// Applies `migrator` (tables a library keeps in the service's schema, such
+/// as the sagas') to the schema named by `options`, without its statement
+/// and lock timeouts, as [`connect`] applies the service's own.
+///
+/// # Errors
+/// PostgreSQL is unreachable or a migration fails.
+pub async fn migrate(options: &PgConnectOptions, migrator: &Migrator) -> anyhow::Result<()> {
+    let migrating = pool(unbounded(options), 1).await?;
+    let migrated = migrator.run(&migrating).await;
+    migrating.close().await;
+    Ok(migrated?)
+}
+
+/// `options` without the statement and lock timeouts. Creating and migrating
+/// the schema waits for any other instance migrating the same database (sqlx
+/// holds a database-wide advisory lock, which `lock_timeout` would cut short)
+/// and may take long: it is not a request, so not under the request
+/// timeouts. A later `-c` of the same setting wins.
+fn unbounded(options: &PgConnectOptions) -> PgConnectOptions {
+    options.clone().options([("statement_timeout", "0"), ("lock_timeout", "0")])
 }
 
 /// Creates or upgrades the tables of this crate (`idempotency_keys`) in the
@@ -154,6 +172,31 @@ mod tests {
         let problem = StoreError::from(lost).problem("the menu database");
         assert_eq!(problem.status, 503);
         assert!(problem.detail.contains("the menu database"), "{}", problem.detail);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_library_migration_waits_for_another_instances_migration_past_the_lock_timeout() -> anyhow::Result<()> {
+        use sqlx::migrate::Migrate;
+        let db = testkit::TestDb::new().await?;
+        let mut settings = Settings::ephemeral("platform_test", &db.schema, "");
+        settings.db_lock_timeout_ms = 50;
+        let options = settings.database("unused").application_name(&db.schema);
+        // Another instance migrating the same database holds sqlx's database-wide lock.
+        let mut other_instance = PgConnection::connect_with(&db.options).await?;
+        other_instance.lock().await?;
+
+        let migrating = tokio::spawn(async move { migrate(&options, &NO_MIGRATIONS).await });
+        let waited_for_the_lock = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock' AND now() - state_change > interval '250 ms')";
+        testkit::eventually(Duration::from_secs(10), "the migration waits past its lock timeout, or ends", || async {
+            let waited: bool = sqlx::query_scalar(waited_for_the_lock).bind(&db.schema).fetch_one(&db.pool).await?;
+            Ok(waited || migrating.is_finished())
+        })
+        .await?;
+        assert!(!migrating.is_finished(), "the migration ended while the lock was held: {:?}", migrating.await?);
+        other_instance.unlock().await?;
+        migrating.await??;
         Ok(())
     }
 

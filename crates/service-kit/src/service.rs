@@ -99,6 +99,16 @@ impl Builder {
         Writer::new(self.foundation.pool.clone(), self.foundation.outbox.clone(), self.blueprint.name())
     }
 
+    /// Applies `migrator`, the tables a library keeps in the service's schema
+    /// (the sagas', say), as the service's own were: without the request
+    /// timeouts, so that waiting for another instance's migration is no failure.
+    ///
+    /// # Errors
+    /// PostgreSQL is unreachable or a migration fails.
+    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        crate::database::migrate(&self.settings.database(self.blueprint.entry.schema), migrator).await
+    }
+
     /// The pool requests use.
     pub fn pool(&self) -> &PgPool {
         &self.foundation.pool
