@@ -87,12 +87,18 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
 }
 
+/// The size of each pool of [`Settings::ephemeral`].
+pub const EPHEMERAL_POOL: u32 = 5;
+
 impl Settings {
     /// Settings for an instance on this machine's PostgreSQL (user and
     /// password `postgres`) and Redis, in `database` and `schema`, with
     /// streams under `stream_prefix`, listening on a free port, trusting the
     /// tokens of `testkit::auth::TestKeys::shared()`
     /// ([`crate::auth::AuthSettings::for_tests`]): what tests and benchmarks start.
+    /// Its pools are small ([`EPHEMERAL_POOL`] connections each): tests run
+    /// side by side, several services each, within PostgreSQL's default 100
+    /// connections; a benchmark sets the sizes it measures.
     pub fn ephemeral(database: &str, schema: &str, stream_prefix: &str) -> Self {
         Self {
             db_host: "127.0.0.1".to_owned(),
@@ -101,8 +107,8 @@ impl Settings {
             db_password: "postgres".to_owned(),
             db_name: database.to_owned(),
             db_schema: Some(schema.to_owned()),
-            db_max_connections: 10,
-            db_consumer_max_connections: 5,
+            db_max_connections: EPHEMERAL_POOL,
+            db_consumer_max_connections: EPHEMERAL_POOL,
             db_statement_timeout_ms: 5000,
             db_lock_timeout_ms: 2000,
             db_idle_in_transaction_timeout_ms: 10_000,
@@ -229,7 +235,7 @@ mod tests {
         assert_eq!(ephemeral.db_statement_timeout_ms, 5000);
         assert_eq!(ephemeral.db_lock_timeout_ms, 2000);
         assert_eq!(ephemeral.db_idle_in_transaction_timeout_ms, 10_000);
-        assert_eq!(ephemeral.db_consumer_max_connections, 5);
+        assert_eq!(ephemeral.db_consumer_max_connections, EPHEMERAL_POOL);
         assert_eq!(ephemeral.shutdown_grace(), std::time::Duration::from_secs(10));
     }
 

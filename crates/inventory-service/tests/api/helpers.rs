@@ -31,11 +31,7 @@ impl std::ops::Deref for TestApp {
 
 /// Settings for a service on schema `db` and a fresh stream prefix.
 pub fn test_settings(db: &TestDb) -> Settings {
-    Settings {
-        db_max_connections: 10,
-        db_consumer_max_connections: 10,
-        ..Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
-    }
+    Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
 }
 
 pub async fn spawn_app() -> anyhow::Result<TestApp> {

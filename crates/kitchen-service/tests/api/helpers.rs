@@ -34,11 +34,7 @@ impl std::ops::Deref for TestApp {
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     testkit::init_tracing();
     let db = TestDb::new().await?;
-    let settings = Settings {
-        db_max_connections: 10,
-        db_consumer_max_connections: 10,
-        ..Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
-    };
+    let settings = Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"));
     let application = kitchen_service::build(&settings, &KitchenSettings::default()).await?;
     let service = Running::spawn(application.port()?, |cancel| application.run_until_stopped(cancel)).as_staff()?;
     Ok(TestApp { service, db, settings })

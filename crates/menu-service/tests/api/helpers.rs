@@ -27,7 +27,6 @@ impl std::ops::Deref for TestApp {
 pub async fn test_settings() -> anyhow::Result<(Settings, TestDb)> {
     let db = TestDb::new().await?;
     let settings = Settings {
-        db_max_connections: 5,
         max_body_bytes: 16 * 1024,
         ..Settings::ephemeral("platform_test", &db.schema, &testkit::unique("test-"))
     };

@@ -29,11 +29,7 @@ struct Restaurant {
 }
 
 fn on_streams(db: &TestDb, prefix: &str) -> Settings {
-    Settings {
-        db_max_connections: 10,
-        db_consumer_max_connections: 10,
-        ..Settings::ephemeral("platform_test", &db.schema, prefix)
-    }
+    Settings::ephemeral("platform_test", &db.schema, prefix)
 }
 
 async fn spawn_kitchen(settings: &Settings) -> anyhow::Result<Running> {
