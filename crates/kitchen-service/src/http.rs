@@ -18,7 +18,7 @@ use service_kit::Problem;
 use service_kit::auth::{Staff, scopes::KitchenOperate};
 use service_kit::extract::{IfMatch, Json, Path, Query, RequestId};
 use service_kit::idempotency::Reply;
-use service_kit::values::{FieldError, Page, parse};
+use service_kit::values::{Page, one_of, parse};
 use service_kit::write::{Request, Writer};
 use std::time::Duration;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -251,15 +251,8 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Reply, Error> {
     let page = Page::new(query.limit, query.offset)?;
-    let status = query
-        .status
-        .map(|status| {
-            TicketStatus::parse(&status).ok_or_else(|| {
-                let all: Vec<&str> = TicketStatus::ALL.iter().map(|status| status.as_str()).collect();
-                FieldError::new("status", format!("{status:?} is not one of {}", all.join(", ")))
-            })
-        })
-        .transpose()?;
+    let status =
+        query.status.map(|status| one_of("status", &status, &TicketStatus::ALL, TicketStatus::as_str)).transpose()?;
     let stream_position = kitchen.stream_position().await?;
     let station = query.station.as_deref().map(str::trim).filter(|station| !station.is_empty());
     let found = store::list(kitchen.pool(), status, station, page).await?;

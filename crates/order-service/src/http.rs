@@ -23,7 +23,7 @@ use service_kit::Problem;
 use service_kit::auth::{Credential, Scope, Staff, scopes::OrdersManage};
 use service_kit::extract::{IfMatch, Path, Query, RequestId, whole_number};
 use service_kit::idempotency::{IdempotentJson, Reply};
-use service_kit::values::{FieldError, Page, parse, parse_optional};
+use service_kit::values::{FieldError, Page, one_of, parse, parse_optional};
 use service_kit::write::Request;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -300,15 +300,8 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Reply, Error> {
     let page = Page::new(query.limit, query.offset)?;
-    let status = query
-        .status
-        .map(|status| {
-            OrderStatus::parse(&status).ok_or_else(|| {
-                let all: Vec<&str> = OrderStatus::ALL.iter().map(|status| status.as_str()).collect();
-                FieldError::new("status", format!("{status:?} is not one of {}", all.join(", ")))
-            })
-        })
-        .transpose()?;
+    let status =
+        query.status.map(|status| one_of("status", &status, &OrderStatus::ALL, OrderStatus::as_str)).transpose()?;
     let found = store::list(orders.pool(), status, page).await?;
     let body =
         OrderPage { orders: found.iter().map(OrderBody::from).collect(), limit: page.limit, offset: page.offset };

@@ -67,15 +67,20 @@ use sqlx::migrate::{MigrateError, Migrator};
 
 /// The migrations of the `sagas` and `saga_history` tables, with their own
 /// history table (`_saga_migrations`) so that they never have to agree on
-/// version numbers with the service's migrations.
+/// version numbers with the service's migrations. A service applies them
+/// with `service_kit`'s `Builder::migrate`, which waits for another
+/// instance's migration instead of giving up at the request pool's
+/// `lock_timeout`.
 pub fn migrator() -> Migrator {
     let mut migrator: Migrator = sqlx::migrate!("./migrations");
     migrator.dangerous_set_table_name("_saga_migrations");
     migrator
 }
 
-/// Creates or upgrades the saga tables in the pool's current schema; a
-/// service runs it beside its own migrations.
+/// Creates or upgrades the saga tables in the pool's current schema, for a
+/// pool without statement or lock timeouts (a test's). A service's request
+/// pool has them, and sqlx's migration lock may be held longer by another
+/// instance migrating: a service uses [`migrator`] through `Builder::migrate`.
 ///
 /// # Errors
 /// A migration failed or the database could not be reached.

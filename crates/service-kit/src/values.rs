@@ -2,7 +2,8 @@
 //!
 //! [`bounded_text!`](crate::bounded_text) declares a text type with a length
 //! bound and no stray control characters; [`ValueError`] says which rule a
-//! value broke; [`parse`] and [`parse_optional`] attach the request field to it.
+//! value broke; [`parse`], [`parse_optional`] and [`one_of`] attach the request
+//! field to it.
 
 /// Why a value was refused, naming the rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +53,23 @@ where
     T: TryFrom<V, Error = ValueError>,
 {
     value.map(|value| parse(field, value)).transpose()
+}
+
+/// Parses request field `field` as one of `choices`, each known by its
+/// `name`: a status filter, say.
+///
+/// # Errors
+/// `value` names none of them; the error lists every name.
+pub fn one_of<T: Copy>(
+    field: &str,
+    value: &str,
+    choices: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, FieldError> {
+    choices.iter().copied().find(|choice| name(*choice) == value).ok_or_else(|| {
+        let names: Vec<&str> = choices.iter().map(|choice| name(*choice)).collect();
+        FieldError::new(field, format!("{value:?} is not one of {}", names.join(", ")))
+    })
 }
 
 /// A page of a list: `limit` items after skipping `offset`.
@@ -141,6 +159,14 @@ macro_rules! bounded_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_of_finds_a_choice_by_name_and_lists_them_all_when_none_matches() {
+        let name = |n: u8| ["held", "released"][usize::from(n)];
+        assert_eq!(one_of("status", "released", &[0, 1], name), Ok(1));
+        let refused = one_of("status", "Held", &[0, 1], name);
+        assert_eq!(refused, Err(FieldError::new("status", "\"Held\" is not one of held, released")));
+    }
 
     bounded_text!(
         /// A test name.
