@@ -194,14 +194,48 @@ pub fn dead_letter_stream(stream: &str) -> String {
     format!("{stream}.dlq")
 }
 
+/// What the tests of every stream's types check them with.
+#[cfg(test)]
+pub(crate) mod wire {
+    use super::EncodedEvent;
+    use crate::envelope::{DomainEvent, Event, Metadata};
+    use redis::Value;
+    use serde::Serialize;
+    use std::collections::{HashMap, HashSet};
+
+    /// Encodes to stream fields, reads them back as Redis returns them, decodes.
+    pub(crate) fn round_trip<E: Event + PartialEq>(payload: E) {
+        let event = DomainEvent::new(uuid::Uuid::now_v7(), 7, payload, Metadata::new("test", "req-1"));
+        let fields: HashMap<String, Value> = EncodedEvent::encode(&event)
+            .unwrap_or_else(|e| panic!("encode: {e}"))
+            .to_fields()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), Value::BulkString(value.into_bytes())))
+            .collect();
+        let decoded = EncodedEvent::from_fields(&fields).and_then(|encoded| encoded.decode::<E>());
+        assert_eq!(decoded, Ok(event));
+    }
+
+    /// Fails unless `samples` has a value of every type of `E`.
+    pub(crate) fn covers_every_type<E: Event>(samples: &[E]) {
+        let seen: HashSet<&str> = samples.iter().map(Event::event_type).collect();
+        assert_eq!(seen, E::TYPES.iter().copied().collect(), "samples must cover every variant of {}", E::STREAM);
+    }
+
+    /// `value` as JSON.
+    pub(crate) fn json<T: Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or_else(|e| panic!("serialize: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::wire::{covers_every_type, round_trip};
     use super::*;
     use crate::ids::MenuItemId;
     use crate::menu::{MenuEvent, MenuItem};
     use crate::reservation::{PreOrderLine, ReservationEvent};
     use chrono::SubsecRound;
-    use std::collections::HashSet;
 
     fn item() -> MenuItem {
         MenuItem {
@@ -254,24 +288,6 @@ mod tests {
             ReservationEvent::ReservationNoShow {},
             ReservationEvent::ReservationExpired {},
         ]
-    }
-
-    /// Encodes to stream fields, reads them back as Redis returns them, decodes.
-    fn round_trip<E: Event + PartialEq>(payload: E) {
-        let event = DomainEvent::new(uuid::Uuid::now_v7(), 7, payload, Metadata::new("test", "req-1"));
-        let fields: HashMap<String, Value> = EncodedEvent::encode(&event)
-            .unwrap_or_else(|e| panic!("encode: {e}"))
-            .to_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), Value::BulkString(value.into_bytes())))
-            .collect();
-        let decoded = EncodedEvent::from_fields(&fields).and_then(|encoded| encoded.decode::<E>());
-        assert_eq!(decoded, Ok(event));
-    }
-
-    fn covers_every_type<E: Event>(samples: &[E]) {
-        let seen: HashSet<&str> = samples.iter().map(Event::event_type).collect();
-        assert_eq!(seen, E::TYPES.iter().copied().collect(), "samples must cover every variant of {}", E::STREAM);
     }
 
     #[test]

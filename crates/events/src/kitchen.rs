@@ -182,11 +182,9 @@ pub struct CommandLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::EncodedEvent;
-    use crate::envelope::{DomainEvent, Event, Metadata};
+    use crate::encoding::wire::{covers_every_type, json, round_trip};
+    use crate::envelope::Event;
     use chrono::SubsecRound;
-    use redis::Value;
-    use std::collections::{HashMap, HashSet};
 
     fn ticket_line(line: u32) -> TicketLine {
         TicketLine {
@@ -231,28 +229,6 @@ mod tests {
             KitchenCommand::ConfirmTicket { order_id },
             KitchenCommand::CancelTicket { order_id },
         ]
-    }
-
-    /// Encodes to stream fields, reads them back as Redis returns them, decodes.
-    fn round_trip<E: Event + PartialEq>(payload: E) {
-        let event = DomainEvent::new(uuid::Uuid::now_v7(), 2, payload, Metadata::new("test", "req-1"));
-        let fields: HashMap<String, Value> = EncodedEvent::encode(&event)
-            .unwrap_or_else(|e| panic!("encode: {e}"))
-            .to_fields()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), Value::BulkString(value.into_bytes())))
-            .collect();
-        let decoded = EncodedEvent::from_fields(&fields).and_then(|encoded| encoded.decode::<E>());
-        assert_eq!(decoded, Ok(event));
-    }
-
-    fn covers_every_type<E: Event>(samples: &[E]) {
-        let seen: HashSet<&str> = samples.iter().map(Event::event_type).collect();
-        assert_eq!(seen, E::TYPES.iter().copied().collect(), "samples must cover every variant of {}", E::STREAM);
-    }
-
-    fn json<T: Serialize>(value: &T) -> serde_json::Value {
-        serde_json::to_value(value).unwrap_or_else(|e| panic!("serialize: {e}"))
     }
 
     #[test]
