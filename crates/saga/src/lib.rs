@@ -9,7 +9,7 @@
 //!
 //! # Where the state lives
 //!
-//! In the orchestrating service's own schema ([`migrate`]): one `sagas` row
+//! In the orchestrating service's own schema ([`migrator`]): one `sagas` row
 //! per saga and a `saga_history` of everything that happened to it. Every
 //! change of a saga and the command it sends commit in one transaction through
 //! the service's [`events::Outbox`] ([`start`], [`on_reply`], [`retry`],
@@ -62,8 +62,7 @@ pub use query::{HistoryEntry, SagaPage, SagaSummary, SagaView, find, for_subject
 pub use state::{Phase, SagaId, Status};
 pub use sweep::Sweeper;
 
-use sqlx::PgPool;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::Migrator;
 
 /// The migrations of the `sagas` and `saga_history` tables, with their own
 /// history table (`_saga_migrations`) so that they never have to agree on
@@ -75,15 +74,4 @@ pub fn migrator() -> Migrator {
     let mut migrator: Migrator = sqlx::migrate!("./migrations");
     migrator.dangerous_set_table_name("_saga_migrations");
     migrator
-}
-
-/// Creates or upgrades the saga tables in the pool's current schema, for a
-/// pool without statement or lock timeouts (a test's). A service's request
-/// pool has them, and sqlx's migration lock may be held longer by another
-/// instance migrating: a service uses [`migrator`] through `Builder::migrate`.
-///
-/// # Errors
-/// A migration failed or the database could not be reached.
-pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
-    migrator().run(pool).await
 }

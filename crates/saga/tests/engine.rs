@@ -128,7 +128,7 @@ impl Harness {
     async fn new() -> anyhow::Result<Self> {
         let db = TestDb::new().await?;
         events::schema::migrate(&db.pool).await?;
-        saga::migrate(&db.pool).await?;
+        saga::migrator().run(&db.pool).await?;
         let prefix = testkit::unique("test-");
         let outbox = Outbox::new(Streams::with_prefix(prefix.clone()), RelayWaker::default());
         let definition = place_order();

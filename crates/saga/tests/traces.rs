@@ -65,7 +65,7 @@ async fn a_saga_started_in_a_request_stays_in_its_trace_through_a_resend_by_the_
     recorder();
     let db = TestDb::new().await?;
     events::schema::migrate(&db.pool).await?;
-    saga::migrate(&db.pool).await?;
+    saga::migrator().run(&db.pool).await?;
     let prefix = testkit::unique("test-");
     let outbox = Outbox::new(Streams::with_prefix(prefix.clone()), RelayWaker::default());
     let definition = reserve_only();
