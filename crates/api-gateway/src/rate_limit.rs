@@ -10,7 +10,7 @@
 //! sets its expiry to the moment the budget is whole again (`PEXPIRE`):
 //! a client that stops sending leaves no key behind.
 //!
-//! The script is called with `EVALSHA` (loaded on the first `NOSCRIPT`) on a
+//! The script is called by its SHA1 ([`events::lua::Script`]) on a
 //! multiplexed connection each worker keeps for itself, with a short
 //! response timeout. A worker has at most one call in flight per key: the
 //! requests of that client and class that arrive meanwhile wait for it to
@@ -36,6 +36,7 @@
 
 use crate::settings::{GatewaySettings, RateLimitSettings};
 use anyhow::Context;
+use events::lua::Script;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -48,7 +49,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -515,7 +516,7 @@ impl RateLimiter {
         let policy = &self.policies[class.index()];
         let Some(link) = self.redis.connection() else { return self.fall_back(class, count, "not connected") };
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = tokio::time::timeout(self.timeout, link.run(key, policy, count)).await;
+        let answer = tokio::time::timeout(self.timeout, run_script(link, key, policy, count)).await;
         let why = match answer.as_ref().map(|answer| answer.as_ref().map(Vec::as_slice)) {
             Ok(Ok(&[allowed, tat_micros])) => {
                 let unsigned = |value: i64| u64::try_from(value).unwrap_or(0);
@@ -572,43 +573,20 @@ impl RateLimiter {
     }
 }
 
-/// A connection with the script loaded on it.
-#[derive(Debug, Clone)]
-struct Connected {
-    connection: MultiplexedConnection,
-    /// The script's SHA1, as `SCRIPT LOAD` answered.
-    sha: Arc<str>,
-}
+/// [`SCRIPT`], sent by its SHA1.
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(SCRIPT));
 
-impl Connected {
-    /// `EVALSHA` of the script on `key` with `policy`'s quota for `count`
-    /// requests; after a `NOSCRIPT` (Redis restarted, or `SCRIPT FLUSH`) the
-    /// script is loaded again and run once more.
-    async fn run(mut self, key: &str, policy: &Policy, count: usize) -> redis::RedisResult<Vec<i64>> {
-        let evalsha = |sha: &str| {
-            redis::cmd("EVALSHA")
-                .arg(sha)
-                .arg(1)
-                .arg(key)
-                .arg(policy.interval_micros)
-                .arg(policy.burst)
-                .arg(count)
-                .clone()
-        };
-        match evalsha(&self.sha).query_async(&mut self.connection).await {
-            Err(error) if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let sha = load(&mut self.connection).await?;
-                evalsha(&sha).query_async(&mut self.connection).await
-            }
-            answered => answered,
-        }
-    }
-}
-
-/// `SCRIPT LOAD` of [`SCRIPT`]: its SHA1.
-async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Arc<str>> {
-    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT).query_async(connection).await?;
-    Ok(sha.into())
+/// Runs [`SCRIPT`] on `key` with `policy`'s quota for `count` requests.
+async fn run_script(
+    mut connection: MultiplexedConnection,
+    key: &str,
+    policy: &Policy,
+    count: usize,
+) -> redis::RedisResult<Vec<i64>> {
+    GCRA.run(&mut connection, |command| {
+        command.arg(1).arg(key).arg(policy.interval_micros).arg(policy.burst).arg(count);
+    })
+    .await
 }
 
 /// A worker's connection to Redis, made again in the background after it broke.
@@ -621,7 +599,7 @@ struct RedisLink {
 
 #[derive(Debug, Default)]
 struct LinkState {
-    connection: Option<Connected>,
+    connection: Option<MultiplexedConnection>,
     connecting: bool,
     last_attempt: Option<Instant>,
 }
@@ -629,7 +607,7 @@ struct LinkState {
 impl RedisLink {
     /// The connection if there is one; if not, starts making one (at most
     /// once a second) and returns `None` at once.
-    fn connection(self: &Arc<Self>) -> Option<Connected> {
+    fn connection(self: &Arc<Self>) -> Option<MultiplexedConnection> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(connection) = &state.connection {
             return Some(connection.clone());
@@ -643,12 +621,7 @@ impl RedisLink {
             state.last_attempt = Some(Instant::now());
             let link = self.clone();
             runtime.spawn(async move {
-                let made = async {
-                    let mut connection = link.client.get_multiplexed_async_connection_with_config(&link.config).await?;
-                    let sha = load(&mut connection).await?;
-                    redis::RedisResult::Ok(Connected { connection, sha })
-                }
-                .await;
+                let made = link.client.get_multiplexed_async_connection_with_config(&link.config).await;
                 let mut state = link.state.lock().unwrap_or_else(PoisonError::into_inner);
                 state.connecting = false;
                 match made {

@@ -98,6 +98,7 @@ pub mod inbox;
 pub mod inspect;
 pub mod inventory;
 pub mod kitchen;
+pub mod lua;
 pub mod menu;
 pub mod metrics;
 pub mod order;

@@ -14,9 +14,9 @@
 //!    *creation context*.
 //! 2. **Send.** The relay puts the creation context on the stream entry as
 //!    the fields `traceparent` and `tracestate`, beside the seven of the
-//!    envelope ([`crate::encoding`]), and each `XADD` pipeline has a `send`
+//!    envelope ([`crate::encoding`]), and each batch it sends has a `send`
 //!    span (kind `CLIENT`) that links to the creation context of every event
-//!    it carries. It is a trace of its own: one pipeline carries the events
+//!    it carries. It is a trace of its own: one batch carries the events
 //!    of many requests.
 //! 3. **Process.** A consumer handles each entry in a `process <stream>` span
 //!    (kind `CONSUMER`, with `messaging.consumer.group.name`) that is a
@@ -232,7 +232,7 @@ pub(crate) fn created(stream: &str, event: &EncodedEvent) -> Option<TraceContext
     TraceContext::of(&span)
 }
 
-/// The span of one `XADD` pipeline of `count` events to the stream
+/// The span of one batch of `count` events to the stream
 /// `stream` names (`None` if they go to several), linked to the creation
 /// context of each of `created`. [`Span::none`] while tracing is off.
 pub(crate) fn sending<'a>(

@@ -160,7 +160,7 @@ async fn an_event_carries_its_creation_context_from_the_appending_span_to_the_sp
     let sent = sent.ok_or_else(|| anyhow::anyhow!("no span links to the create span"))?;
     assert_eq!(sent.name, format!("send {stream}"));
     assert_eq!(sent.span_kind, SpanKind::Client);
-    assert_ne!(sent.span_context.trace_id(), trace, "a pipeline is a trace of its own, linked to what it carries");
+    assert_ne!(sent.span_context.trace_id(), trace, "a batch is a trace of its own, linked to what it carries");
     Ok(())
 }
 

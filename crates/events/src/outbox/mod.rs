@@ -29,10 +29,15 @@
 //!   row), and a claim takes every row visible to it in `seq` order, so each
 //!   aggregate's events reach the stream in commit order.
 //! * **Overlap.** One relay transaction publishes up to eight batches.
-//!   PostgreSQL deletes the next batch while the current one is encoded and
-//!   its `XADD`s are in flight, and the next batch's `XADD`s are queued on the
-//!   connection behind the current one's, so that Redis does not wait for the
-//!   relay to read replies. One connection runs commands in the order queued.
+//!   PostgreSQL deletes the next batch while the current one is on its way
+//!   to Redis, and the relay encodes it meanwhile.
+//! * **Prefixes.** A batch is one Lua script that adds its entries in order
+//!   and stops at the first refusal, and the next batch is sent only after
+//!   Redis answered that the one before is whole on the streams. So what
+//!   reaches a stream is always a prefix of what was claimed, however Redis's
+//!   state changes meanwhile: with pipelined `XADD`s, a key deleted or memory
+//!   freed between two commands let later rows onto the stream before earlier
+//!   ones that had been refused.
 //! * **Dead rows.** The relay scans from a horizon below which no row can
 //!   appear any more, instead of stepping over every deleted row that vacuum
 //!   has not removed yet (see `claim` for why the horizon is safe).

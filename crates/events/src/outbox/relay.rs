@@ -2,14 +2,15 @@
 
 use super::claim::{Horizon, OutboxRow, claim, take_publishing_lock};
 use crate::backoff::{Backoff, Outage};
+use crate::lua::Script;
 use crate::metrics as names;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -22,7 +23,7 @@ const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
 /// How the relay batches, waits and caps streams.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// Rows per claim and per `XADD` pipeline; a transaction publishes up to
+    /// Rows per claim and per call of the publishing script; a transaction publishes up to
     /// eight such batches.
     pub batch_size: usize,
     /// Longest wait between looks at the outbox when nothing wakes the relay:
@@ -58,6 +59,15 @@ pub enum RelayError {
     /// Redis failed; the rows stay unpublished.
     #[error("publishing to redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Redis refused an `XADD` (`WRONGTYPE`, `OOM`, `READONLY`, …) after
+    /// `written` entries of the batch; the rows stay unpublished.
+    #[error("redis refused an XADD after {written} entries of the batch: {reply}")]
+    Refused {
+        /// Entries of the batch that reached their streams before the refusal.
+        written: usize,
+        /// Redis's error reply.
+        reply: String,
+    },
     /// The publishing transaction took longer than its deadline and was
     /// abandoned; the rows stay unpublished.
     #[error("the publishing transaction took longer than {0:?}; abandoned")]
@@ -67,9 +77,6 @@ pub enum RelayError {
 /// How many batches one relay transaction publishes: a crash re-publishes at
 /// most this many.
 const BATCHES_PER_TRANSACTION: usize = 8;
-
-/// How many batches' `XADD` pipelines may be on the Redis connection at once.
-const PIPELINES_IN_FLIGHT: usize = 2;
 
 /// How many claimed batches may wait for their turn to be sent.
 const BATCHES_IN_FLIGHT: usize = 2;
@@ -257,18 +264,20 @@ impl OutboxRelay {
     /// all with its commit. Returns how many rows it published, or `None` if
     /// another relay holds the publishing lock.
     ///
-    /// Claiming and sending run side by side: while one batch is encoded and
-    /// its `XADD`s are in flight, PostgreSQL already deletes the next, so
-    /// neither waits for the other except through a queue of
-    /// [`BATCHES_IN_FLIGHT`]. Up to [`PIPELINES_IN_FLIGHT`] batches' pipelines
-    /// are on the Redis connection at once, each queued behind the one before
-    /// it, so Redis never waits for the relay to read replies. One connection
-    /// runs its commands in the order they were queued, and the publishing
-    /// lock is held throughout, so batches reach the stream in claim order.
-    /// The first failure on either side ends both (the other side is dropped
-    /// where it waits), everything is rolled back, and rows already on the
-    /// stream are published again later (at least once); the caller must then
-    /// close `database`, which ends the transaction on the server.
+    /// Claiming and sending run side by side: while one batch is on its way
+    /// to Redis, PostgreSQL already deletes the next and the relay encodes
+    /// it, so neither waits for the other except through a queue of
+    /// [`BATCHES_IN_FLIGHT`]. A batch is one call of [`PUBLISH_SCRIPT`], and
+    /// the next is sent only once Redis has answered that the one before is
+    /// on the streams whole: what reaches a stream is always a prefix of the
+    /// claimed rows, in claim order, whatever Redis's state does meanwhile.
+    /// (Pipelined `XADD`s did not keep that: a key deleted or memory freed
+    /// between two of them let later rows through after earlier ones were
+    /// refused, and they reached the stream before them.) The first failure
+    /// on either side ends both (the other side is dropped where it waits),
+    /// everything is rolled back, and rows already on the stream are
+    /// published again later (at least once); the caller must then close
+    /// `database`, which ends the transaction on the server.
     ///
     /// A transaction that publishes nothing is rolled back here and now: left
     /// to the connection's next use, it would keep the publishing lock from
@@ -318,7 +327,7 @@ impl OutboxRelay {
         let mut per_stream: HashMap<String, u64> = HashMap::new();
         let sending = async {
             let mut published = 0;
-            let mut in_flight = VecDeque::with_capacity(PIPELINES_IN_FLIGHT);
+            let mut in_flight = None;
             while let Some(rows) = claimed.recv().await {
                 published += rows.len();
                 let span = crate::trace::sending(
@@ -326,25 +335,21 @@ impl OutboxRelay {
                     || one_stream(&rows),
                     rows.iter().filter_map(|row| row.created.as_ref()),
                 );
-                let pipeline = pipeline(rows, &mut per_stream);
+                let batch = Batch::encode(rows, &mut per_stream);
+                if let Some(previous) = in_flight.take() {
+                    previous.await?;
+                }
                 let mut connection = redis.clone();
-                let mut sent =
-                    Box::pin(async move { pipeline.query_async::<()>(&mut connection).await }.instrument(span));
-                // The first poll queues the pipeline on the connection behind the
-                // batches before it (when the queue is full, it takes places in
-                // the order they were asked for); Redis runs them in that order.
+                let mut sent = Box::pin(async move { batch.send(&mut connection).await }.instrument(span));
+                // The first poll puts the call on the connection; it travels
+                // while the next batch is claimed and encoded.
                 match futures::poll!(&mut sent) {
                     Poll::Ready(result) => result?,
-                    Poll::Pending => in_flight.push_back(sent),
-                }
-                while in_flight.len() >= PIPELINES_IN_FLIGHT
-                    && let Some(oldest) = in_flight.pop_front()
-                {
-                    oldest.await?;
+                    Poll::Pending => in_flight = Some(sent),
                 }
             }
-            for sent in in_flight {
-                sent.await?;
+            if let Some(last) = in_flight {
+                last.await?;
             }
             Ok::<_, RelayError>(published)
         };
@@ -382,25 +387,82 @@ async fn rows_below(tx: &mut PgConnection, horizon: i64) -> Result<bool, sqlx::E
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq <= $1)").bind(horizon).fetch_one(tx).await
 }
 
-/// One `XADD` per row, in order, counting rows per stream: the envelope's
+/// Adds a batch's entries to their streams in order and stops at the first
+/// refusal, so that what reaches the streams is a prefix of the batch.
+/// `KEYS` are the batch's streams; `ARGV` holds, per entry, the index of its
+/// stream in `KEYS`, how many field and value arguments follow, and those.
+/// Answers `{written, error}`: the error is `false` (nil) unless an `XADD` was refused.
+/// A script runs whole before any other command, so nothing Redis is told
+/// meanwhile (a key deleted, memory freed) reaches between two entries.
+const PUBLISH_SCRIPT: &str = r"
+local written = 0
+local at = 1
+while at <= #ARGV do
+  local fields = tonumber(ARGV[at + 1])
+  local reply = redis.pcall('XADD', KEYS[tonumber(ARGV[at])], '*', unpack(ARGV, at + 2, at + 1 + fields))
+  if type(reply) == 'table' and reply.err then
+    return {written, reply.err}
+  end
+  written = written + 1
+  at = at + 2 + fields
+end
+return {written, false}
+";
+
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_SCRIPT));
+
+/// One batch as the arguments of [`PUBLISH_SCRIPT`]: per row the envelope's
 /// fields, then the creation context of a traced event
 /// ([`crate::trace::TRACEPARENT`], [`crate::trace::TRACESTATE`]). Streams are
 /// not capped here: [`crate::retention`] trims them below what every
 /// consumer group has acknowledged.
-fn pipeline(rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> redis::Pipeline {
-    let mut pipeline = redis::pipe();
-    for OutboxRow { stream, event, created, .. } in rows {
-        let command = pipeline.cmd("XADD").arg(&stream).arg("*").arg(&event.into_fields()[..]);
-        if let Some(created) = created {
-            command.arg(crate::trace::TRACEPARENT).arg(created.traceparent);
-            if let Some(tracestate) = created.tracestate {
-                command.arg(crate::trace::TRACESTATE).arg(tracestate);
+struct Batch {
+    streams: Vec<String>,
+    entries: Vec<String>,
+}
+
+impl Batch {
+    /// Encodes `rows`, counting them per stream.
+    fn encode(rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> Self {
+        let mut streams: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
+        for OutboxRow { stream, event, created, .. } in rows {
+            let key = match streams.iter().position(|known| *known == stream) {
+                Some(index) => index + 1,
+                None => {
+                    streams.push(stream.clone());
+                    streams.len()
+                }
+            };
+            let mut fields: Vec<String> = Vec::with_capacity(18);
+            for (name, value) in event.into_fields() {
+                fields.extend([name.to_owned(), value]);
             }
+            if let Some(created) = created {
+                fields.extend([crate::trace::TRACEPARENT.to_owned(), created.traceparent]);
+                if let Some(tracestate) = created.tracestate {
+                    fields.extend([crate::trace::TRACESTATE.to_owned(), tracestate]);
+                }
+            }
+            entries.extend([key.to_string(), fields.len().to_string()]);
+            entries.append(&mut fields);
+            *per_stream.entry(stream).or_default() += 1;
         }
-        command.ignore();
-        *per_stream.entry(stream).or_default() += 1;
+        Self { streams, entries }
     }
-    pipeline
+
+    /// Runs [`PUBLISH_SCRIPT`] with this batch.
+    async fn send(&self, connection: &mut MultiplexedConnection) -> Result<(), RelayError> {
+        let (written, refusal): (usize, Option<String>) = PUBLISH
+            .run(connection, |command| {
+                command.arg(self.streams.len()).arg(&self.streams).arg(&self.entries);
+            })
+            .await?;
+        match refusal {
+            None => Ok(()),
+            Some(reply) => Err(RelayError::Refused { written, reply }),
+        }
+    }
 }
 
 /// The stream every one of `rows` goes to, if they all go to one.

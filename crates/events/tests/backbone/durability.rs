@@ -64,7 +64,7 @@ async fn a_relay_killed_between_xadd_and_commit_publishes_twice_and_the_inbox_ab
     let events: Vec<_> = (0..20).map(|_| menu_created("Twice")).collect();
     harness.append(&events).await?;
 
-    // A relay that dies after its XADD pipeline and before its commit leaves
+    // A relay that dies after its XADDs and before its commit leaves
     // the entries on the stream and, its delete rolled back, the same rows in
     // the outbox. Re-appending the very same events (same ids) is that state.
     let mut relay = harness.relay();

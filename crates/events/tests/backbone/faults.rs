@@ -88,6 +88,45 @@ async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_every
     Ok(())
 }
 
+/// Out of memory for writes (`maxmemory 1`) and back, by turns, until told to stop.
+async fn flap_memory(mut connection: redis::aio::MultiplexedConnection, stop: Arc<AtomicBool>) -> anyhow::Result<u32> {
+    let mut flaps = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for (maxmemory, held) in [("1", 3), ("0", 40)] {
+            let _: () =
+                redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(maxmemory).query_async(&mut connection).await?;
+            tokio::time::sleep(Duration::from_millis(held)).await;
+        }
+        flaps += 1;
+    }
+    Ok(flaps)
+}
+
+#[tokio::test]
+async fn a_redis_that_refuses_and_accepts_writes_by_turns_gets_every_event_in_order() -> TestResult {
+    // Its own server: the whole server refuses writes.
+    let server = RedisServer::start()?;
+    let harness = Harness::on_redis(redis::Client::open(server.url())?).await?;
+    let aggregate = uuid::Uuid::now_v7();
+    for chunk in availability_changes(aggregate, 3000).chunks(500) {
+        harness.append(chunk).await?;
+    }
+    let stop_flapping = Arc::new(AtomicBool::new(false));
+    let flapping = tokio::spawn(flap_memory(harness.connection().await?, Arc::clone(&stop_flapping)));
+    let quick_retries = events::backoff::Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(5) };
+    let relay = Running::spawn(|cancel| {
+        harness.relay_with(RelayConfig { batch_size: 50, backoff: quick_retries, ..fast_relay() }).run(cancel)
+    });
+
+    eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    stop_flapping.store(true, Ordering::Relaxed);
+    let flaps = flapping.await??;
+    relay.stop().await?;
+    assert!(flaps >= 5, "Redis refused writes only {flaps} times while the backlog was published");
+    assert_eq!(first_seen_versions(&harness).await?, (1..=3000).collect::<Vec<_>>());
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_relay_stops_promptly_while_redis_refuses_every_write() -> TestResult {
     let harness = Harness::new().await?;

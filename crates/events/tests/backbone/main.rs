@@ -7,6 +7,7 @@ mod failures;
 mod faults;
 mod helpers;
 mod inspect;
+mod lua;
 mod metrics;
 mod relay;
 mod retention;
