@@ -88,11 +88,16 @@ async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_every
     Ok(())
 }
 
-/// Out of memory for writes (`maxmemory 1`) and back, by turns, until told to stop.
-async fn flap_memory(mut connection: redis::aio::MultiplexedConnection, stop: Arc<AtomicBool>) -> anyhow::Result<u32> {
+/// How many times [`flap_memory`] makes Redis refuse writes at most: after
+/// that the relay may finish undisturbed however slow the machine is.
+const FLAPS: u32 = 50;
+
+/// Out of memory for writes (`maxmemory 1`) for 3 ms, then back for 20 ms,
+/// [`FLAPS`] times or until told to stop. Returns how many times it flapped.
+async fn flap_memory(mut connection: redis::aio::MultiplexedConnection, stop: &AtomicBool) -> anyhow::Result<u32> {
     let mut flaps = 0;
-    while !stop.load(Ordering::Relaxed) {
-        for (maxmemory, held) in [("1", 3), ("0", 40)] {
+    while flaps < FLAPS && !stop.load(Ordering::Relaxed) {
+        for (maxmemory, held) in [(1, 3), (0, 20)] {
             let _: () =
                 redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(maxmemory).query_async(&mut connection).await?;
             tokio::time::sleep(Duration::from_millis(held)).await;
@@ -104,26 +109,31 @@ async fn flap_memory(mut connection: redis::aio::MultiplexedConnection, stop: Ar
 
 #[tokio::test]
 async fn a_redis_that_refuses_and_accepts_writes_by_turns_gets_every_event_in_order() -> TestResult {
+    const ROWS: i64 = 20_000;
     // Its own server: the whole server refuses writes.
     let server = RedisServer::start()?;
     let harness = Harness::on_redis(redis::Client::open(server.url())?).await?;
     let aggregate = uuid::Uuid::now_v7();
-    for chunk in availability_changes(aggregate, 3000).chunks(500) {
+    for chunk in availability_changes(aggregate, ROWS).chunks(500) {
         harness.append(chunk).await?;
     }
-    let stop_flapping = Arc::new(AtomicBool::new(false));
-    let flapping = tokio::spawn(flap_memory(harness.connection().await?, Arc::clone(&stop_flapping)));
     let quick_retries = events::backoff::Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(5) };
     let relay = Running::spawn(|cancel| {
         harness.relay_with(RelayConfig { batch_size: 50, backoff: quick_retries, ..fast_relay() }).run(cancel)
     });
-
-    eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
-    stop_flapping.store(true, Ordering::Relaxed);
-    let flaps = flapping.await??;
+    let stop_flapping = AtomicBool::new(false);
+    let published = async {
+        let published =
+            eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await;
+        stop_flapping.store(true, Ordering::Relaxed);
+        published
+    };
+    let (flaps, published) = tokio::join!(flap_memory(harness.connection().await?, &stop_flapping), published);
+    let flaps = flaps?;
+    published?;
     relay.stop().await?;
-    assert!(flaps >= 5, "Redis refused writes only {flaps} times while the backlog was published");
-    assert_eq!(first_seen_versions(&harness).await?, (1..=3000).collect::<Vec<_>>());
+    assert!(flaps >= 20, "Redis refused writes only {flaps} times while the backlog was published");
+    assert_eq!(first_seen_versions(&harness).await?, (1..=ROWS).collect::<Vec<_>>());
     Ok(())
 }
 
