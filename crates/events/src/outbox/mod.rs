@@ -31,11 +31,11 @@
 //! * **Overlap.** One relay transaction publishes up to eight batches.
 //!   PostgreSQL deletes the next batch while the current one is on its way
 //!   to Redis, and the relay encodes it meanwhile.
-//! * **Prefixes.** A batch is one Lua script that adds its entries in order
-//!   and stops at the first refusal, and the next batch is sent only after
-//!   Redis answered that the one before is whole on the streams. So what
-//!   reaches a stream is always a prefix of what was claimed, however Redis's
-//!   state changes meanwhile: with pipelined `XADD`s, a key deleted or memory
+//! * **Prefixes.** A batch is one `MULTI` … `EXEC` transaction of `XADD`s,
+//!   which Redis runs whole or refuses whole per stream, and the next batch
+//!   is sent only after Redis answered for the one before. So what reaches a
+//!   stream is always a prefix of what was claimed, however Redis's state
+//!   changes meanwhile: with plain pipelined `XADD`s, a key deleted or memory
 //!   freed between two commands let later rows onto the stream before earlier
 //!   ones that had been refused.
 //! * **Dead rows.** The relay scans from a horizon below which no row can

@@ -2,15 +2,14 @@
 
 use super::claim::{Horizon, OutboxRow, claim, take_publishing_lock};
 use crate::backoff::{Backoff, Outage};
-use crate::lua::Script;
 use crate::metrics as names;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -23,8 +22,8 @@ const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
 /// How the relay batches, waits and caps streams.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// Rows per claim and per call of the publishing script; a transaction publishes up to
-    /// eight such batches.
+    /// Rows per claim and per Redis transaction of `XADD`s; a publishing
+    /// transaction publishes up to eight such batches.
     pub batch_size: usize,
     /// Longest wait between looks at the outbox when nothing wakes the relay:
     /// how late rows committed by another process can be.
@@ -59,15 +58,6 @@ pub enum RelayError {
     /// Redis failed; the rows stay unpublished.
     #[error("publishing to redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// Redis refused an `XADD` (`WRONGTYPE`, `OOM`, `READONLY`, …) after
-    /// `written` entries of the batch; the rows stay unpublished.
-    #[error("redis refused an XADD after {written} entries of the batch: {reply}")]
-    Refused {
-        /// Entries of the batch that reached their streams before the refusal.
-        written: usize,
-        /// Redis's error reply.
-        reply: String,
-    },
     /// The publishing transaction took longer than its deadline and was
     /// abandoned; the rows stay unpublished.
     #[error("the publishing transaction took longer than {0:?}; abandoned")]
@@ -267,13 +257,14 @@ impl OutboxRelay {
     /// Claiming and sending run side by side: while one batch is on its way
     /// to Redis, PostgreSQL already deletes the next and the relay encodes
     /// it, so neither waits for the other except through a queue of
-    /// [`BATCHES_IN_FLIGHT`]. A batch is one call of [`PUBLISH_SCRIPT`], and
-    /// the next is sent only once Redis has answered that the one before is
-    /// on the streams whole: what reaches a stream is always a prefix of the
-    /// claimed rows, in claim order, whatever Redis's state does meanwhile.
-    /// (Pipelined `XADD`s did not keep that: a key deleted or memory freed
-    /// between two of them let later rows through after earlier ones were
-    /// refused, and they reached the stream before them.) The first failure
+    /// [`BATCHES_IN_FLIGHT`]. A batch is one Redis transaction ([`Batch`]),
+    /// and the next is sent only once Redis has answered that the one before
+    /// is on the streams whole: what reaches a stream is always a prefix of
+    /// the claimed rows, in claim order, whatever Redis's state does
+    /// meanwhile. (Plain pipelined `XADD`s, two pipelines at a time, did not
+    /// keep that: a key deleted or memory freed between two of them let later
+    /// rows through after earlier ones were refused, and they reached the
+    /// stream before them.) The first failure
     /// on either side ends both (the other side is dropped where it waits),
     /// everything is rolled back, and rows already on the stream are
     /// published again later (at least once); the caller must then close
@@ -387,81 +378,44 @@ async fn rows_below(tx: &mut PgConnection, horizon: i64) -> Result<bool, sqlx::E
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq <= $1)").bind(horizon).fetch_one(tx).await
 }
 
-/// Adds a batch's entries to their streams in order and stops at the first
-/// refusal, so that what reaches the streams is a prefix of the batch.
-/// `KEYS` are the batch's streams; `ARGV` holds, per entry, the index of its
-/// stream in `KEYS`, how many field and value arguments follow, and those.
-/// Answers `{written, error}`: the error is `false` (nil) unless an `XADD` was refused.
-/// A script runs whole before any other command, so nothing Redis is told
-/// meanwhile (a key deleted, memory freed) reaches between two entries.
-const PUBLISH_SCRIPT: &str = r"
-local written = 0
-local at = 1
-while at <= #ARGV do
-  local fields = tonumber(ARGV[at + 1])
-  local reply = redis.pcall('XADD', KEYS[tonumber(ARGV[at])], '*', unpack(ARGV, at + 2, at + 1 + fields))
-  if type(reply) == 'table' and reply.err then
-    return {written, reply.err}
-  end
-  written = written + 1
-  at = at + 2 + fields
-end
-return {written, false}
-";
-
-static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_SCRIPT));
-
-/// One batch as the arguments of [`PUBLISH_SCRIPT`]: per row the envelope's
-/// fields, then the creation context of a traced event
-/// ([`crate::trace::TRACEPARENT`], [`crate::trace::TRACESTATE`]). Streams are
-/// not capped here: [`crate::retention`] trims them below what every
-/// consumer group has acknowledged.
-struct Batch {
-    streams: Vec<String>,
-    entries: Vec<String>,
-}
+/// One batch as one `MULTI` … `EXEC` transaction of an `XADD` per row, in
+/// order: per row the envelope's fields, then the creation context of a
+/// traced event ([`crate::trace::TRACEPARENT`], [`crate::trace::TRACESTATE`]).
+/// Streams are not capped here: [`crate::retention`] trims them below what
+/// every consumer group has acknowledged.
+///
+/// Redis runs a transaction whole before any other command, so nothing it is
+/// told meanwhile (a key deleted, memory freed, a replica promoted) reaches
+/// between two of its entries. A refusal when it is queued (`OOM`,
+/// `READONLY`, `LOADING`, `MISCONF`) aborts all of it; one while it runs
+/// (`WRONGTYPE`) refuses every entry of that stream, as a key's type cannot
+/// change under it, while other streams' entries land. Either way what
+/// reaches each stream is a prefix of the batch's rows for it: all of them
+/// or none.
+struct Batch(redis::Pipeline);
 
 impl Batch {
     /// Encodes `rows`, counting them per stream.
     fn encode(rows: Vec<OutboxRow>, per_stream: &mut HashMap<String, u64>) -> Self {
-        let mut streams: Vec<String> = Vec::new();
-        let mut entries = Vec::new();
+        let mut transaction = redis::pipe();
+        transaction.atomic();
         for OutboxRow { stream, event, created, .. } in rows {
-            let key = match streams.iter().position(|known| *known == stream) {
-                Some(index) => index + 1,
-                None => {
-                    streams.push(stream.clone());
-                    streams.len()
-                }
-            };
-            let mut fields: Vec<String> = Vec::with_capacity(18);
-            for (name, value) in event.into_fields() {
-                fields.extend([name.to_owned(), value]);
-            }
+            let command = transaction.cmd("XADD").arg(&stream).arg("*").arg(&event.into_fields()[..]);
             if let Some(created) = created {
-                fields.extend([crate::trace::TRACEPARENT.to_owned(), created.traceparent]);
+                command.arg(crate::trace::TRACEPARENT).arg(created.traceparent);
                 if let Some(tracestate) = created.tracestate {
-                    fields.extend([crate::trace::TRACESTATE.to_owned(), tracestate]);
+                    command.arg(crate::trace::TRACESTATE).arg(tracestate);
                 }
             }
-            entries.extend([key.to_string(), fields.len().to_string()]);
-            entries.append(&mut fields);
+            command.ignore();
             *per_stream.entry(stream).or_default() += 1;
         }
-        Self { streams, entries }
+        Self(transaction)
     }
 
-    /// Runs [`PUBLISH_SCRIPT`] with this batch.
+    /// Runs the transaction; any refusal in it is an error.
     async fn send(&self, connection: &mut MultiplexedConnection) -> Result<(), RelayError> {
-        let (written, refusal): (usize, Option<String>) = PUBLISH
-            .run(connection, |command| {
-                command.arg(self.streams.len()).arg(&self.streams).arg(&self.entries);
-            })
-            .await?;
-        match refusal {
-            None => Ok(()),
-            Some(reply) => Err(RelayError::Refused { written, reply }),
-        }
+        Ok(self.0.query_async::<()>(connection).await?)
     }
 }
 
