@@ -264,11 +264,11 @@ impl OutboxRelay {
     /// meanwhile. (Plain pipelined `XADD`s, two pipelines at a time, did not
     /// keep that: a key deleted or memory freed between two of them let later
     /// rows through after earlier ones were refused, and they reached the
-    /// stream before them.) The first failure
-    /// on either side ends both (the other side is dropped where it waits),
-    /// everything is rolled back, and rows already on the stream are
-    /// published again later (at least once); the caller must then close
-    /// `database`, which ends the transaction on the server.
+    /// stream before them.) The first failure on either side ends both (the
+    /// other side is dropped where it waits), everything is rolled back, and
+    /// rows already on the stream are published again later (at least once);
+    /// the caller must then close `database`, which ends the transaction on
+    /// the server.
     ///
     /// A transaction that publishes nothing is rolled back here and now: left
     /// to the connection's next use, it would keep the publishing lock from
