@@ -3,7 +3,7 @@
 //! dependencies are down, consumers restarted with entries in hand.
 
 use crate::helpers::*;
-use events::{DomainEvent, Handler, HandlerError, MenuEvent, RelayConfig};
+use events::{DomainEvent, Event, Handler, HandlerError, MenuEvent, RelayConfig, ReservationEvent};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -17,14 +17,14 @@ fn small_batches() -> RelayConfig {
     RelayConfig { batch_size: 50, ..fast_relay() }
 }
 
-/// Asserts that the menu stream holds versions `1..=count`, each taken where
+/// Asserts that the stream of `E` holds versions `1..=count`, each taken where
 /// it first appears: at least once may repeat a version, but never move one
 /// before an earlier one or leave one out. A failure names the first place
 /// where the order breaks, rather than printing thousands of versions.
-async fn assert_published_in_order(harness: &Harness, count: i64) -> TestResult {
+async fn assert_published_in_order<E: Event>(harness: &Harness, count: i64) -> TestResult {
     let mut seen = std::collections::HashSet::new();
     let first_seen: Vec<i64> = harness
-        .entries::<MenuEvent>()
+        .entries::<E>()
         .await?
         .iter()
         .filter_map(|entry| entry.get::<i64>("version"))
@@ -32,9 +32,9 @@ async fn assert_published_in_order(harness: &Harness, count: i64) -> TestResult 
         .collect();
     if let Some(at) = first_seen.iter().zip(1..=count).position(|(seen, wanted)| *seen != wanted) {
         let around = &first_seen[at.saturating_sub(3)..(at + 5).min(first_seen.len())];
-        panic!("the stream goes out of order after version {at}: {around:?}");
+        panic!("{} goes out of order after version {at}: {around:?}", harness.stream::<E>());
     }
-    assert_eq!(i64::try_from(first_seen.len())?, count, "versions missing from the stream");
+    assert_eq!(i64::try_from(first_seen.len())?, count, "versions missing from {}", harness.stream::<E>());
     Ok(())
 }
 
@@ -92,7 +92,41 @@ async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_every
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut connection).await?;
     eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
     second.stop().await?;
-    assert_published_in_order(&harness, 1200).await?;
+    assert_published_in_order::<MenuEvent>(&harness, 1200).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_refused_beside_one_that_accepts_gets_every_event_in_order_once_it_accepts() -> TestResult {
+    let harness = Harness::new().await?;
+    let refusing = harness.stream::<ReservationEvent>();
+    let mut connection = harness.connection().await?;
+    let _: () = redis::cmd("SET").arg(&refusing).arg("not a stream").query_async(&mut connection).await?;
+    // Every batch holds entries of both streams: Redis runs the menu's and
+    // refuses the reservations' inside one transaction.
+    let menu = availability_changes(uuid::Uuid::now_v7(), 300);
+    let reservation = uuid::Uuid::now_v7();
+    let reservations: Vec<_> = (1..=300)
+        .map(|version| DomainEvent::new(reservation, version, ReservationEvent::ReservationConfirmed {}, metadata()))
+        .collect();
+    for (menu, reservations) in menu.chunks(10).zip(reservations.chunks(10)) {
+        let mut work = harness.outbox().begin(harness.pool()).await?;
+        work.append(menu).await?;
+        work.append(reservations).await?;
+        work.commit().await?;
+    }
+    let relay = Running::spawn(|cancel| harness.relay_with(small_batches()).run(cancel));
+    // A first batch holds 25 entries of each; three tries of it have put the
+    // menu's on their stream three times.
+    let menu_entries = || async { harness.stream_len(&harness.stream::<MenuEvent>()).await };
+    eventually(WITHIN, "three tries", || async { Ok(menu_entries().await? >= 75) }).await?;
+    assert_eq!(harness.unpublished().await?, 600, "a batch Redis refused in part was taken as published");
+
+    let _: () = redis::cmd("DEL").arg(&refusing).query_async(&mut connection).await?;
+    eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
+    relay.stop().await?;
+    assert_published_in_order::<MenuEvent>(&harness, 300).await?;
+    assert_published_in_order::<ReservationEvent>(&harness, 300).await?;
     Ok(())
 }
 
@@ -150,7 +184,7 @@ async fn a_redis_that_refuses_and_accepts_writes_by_turns_gets_every_event_in_or
     relay.stop().await?;
     let refused = refused_for_memory(&mut harness.connection().await?).await?;
     assert!(refused >= 100, "Redis refused the relay {refused} times over {flaps} turns of refusing writes");
-    assert_published_in_order(&harness, ROWS).await?;
+    assert_published_in_order::<MenuEvent>(&harness, ROWS).await?;
     Ok(())
 }
 
@@ -191,7 +225,7 @@ async fn a_redis_killed_in_the_middle_of_a_multi_batch_publish_loses_nothing_and
 
     eventually(WITHIN, "the whole backlog published", || async { Ok(harness.unpublished().await? == 0) }).await?;
     relay.stop().await?;
-    assert_published_in_order(&harness, 5000).await?;
+    assert_published_in_order::<MenuEvent>(&harness, 5000).await?;
     Ok(())
 }
 
