@@ -7,18 +7,20 @@
 //! that group handles them again, every other group acknowledges them
 //! unhandled.
 //!
-//! Both moves are one Lua script each, so that they are atomic in the way
-//! that matters: the entry leaves its old place (`XACK`, `XDEL`) only if the
+//! Both moves are one Lua script each (sent by its SHA1: [`Script`]), so
+//! that they are atomic in the way that matters: the entry leaves its old place (`XACK`, `XDEL`) only if the
 //! `XADD` to its new place succeeded. (A `MULTI` is not enough: a command that
 //! fails inside it, such as an `XADD` answered `WRONGTYPE`, does not stop the
 //! ones after it.)
 
 use crate::encoding::FIELDS;
+use crate::lua::Script;
 use chrono::{SecondsFormat, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{RedisError, Value};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// Field: the handler's last error, or why the entry could not be decoded.
 pub const ERROR: &str = "dlq_error";
@@ -38,17 +40,25 @@ pub const REDRIVEN_FOR: &str = "redriven_for";
 /// Adds the dead letter (`ARGV[4..]`, capped at `ARGV[3]`) to `KEYS[1]`, then
 /// acknowledges entry `ARGV[2]` of `KEYS[2]` for group `ARGV[1]`. A failed
 /// `XADD` raises, and the entry stays pending.
-const DEAD_LETTER: &str = r"
+static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-";
+",
+    )
+});
 
 /// Adds the entry (`ARGV[2..]`) to `KEYS[2]`, then deletes dead letter
 /// `ARGV[1]` from `KEYS[1]`. A failed `XADD` raises, and the letter stays.
-const REDRIVE: &str = r"
+static REDRIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
 return redis.call('XDEL', KEYS[1], ARGV[1])
-";
+",
+    )
+});
 
 /// Where and why an entry failed: what a dead letter adds to the entry.
 #[derive(Debug, Clone, Copy)]
@@ -72,32 +82,35 @@ pub(crate) async fn dead_letter(
     fields: &HashMap<String, Value>,
     failure: &Failure<'_>,
 ) -> Result<(), RedisError> {
-    let mut script = redis::cmd("EVAL");
-    script
-        .arg(DEAD_LETTER)
-        .arg(2)
-        .arg(dead_letter_stream)
-        .arg(failure.source_stream)
-        .arg(failure.group)
-        .arg(failure.source_entry_id)
-        .arg(max_len);
-    for (name, value) in original_fields(fields) {
-        script.arg(name).arg(value);
-    }
-    script
-        .arg(ERROR)
-        .arg(failure.error)
-        .arg(SOURCE_STREAM)
-        .arg(failure.source_stream)
-        .arg(SOURCE_ENTRY_ID)
-        .arg(failure.source_entry_id)
-        .arg(GROUP)
-        .arg(failure.group)
-        .arg(DELIVERIES)
-        .arg(failure.deliveries)
-        .arg(FAILED_AT)
-        .arg(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
-    script.query_async(redis).await
+    let original = original_fields(fields);
+    let failed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    DEAD_LETTER
+        .run(redis, |script| {
+            script
+                .arg(2)
+                .arg(dead_letter_stream)
+                .arg(failure.source_stream)
+                .arg(failure.group)
+                .arg(failure.source_entry_id)
+                .arg(max_len);
+            for (name, value) in &original {
+                script.arg(*name).arg(*value);
+            }
+            script
+                .arg(ERROR)
+                .arg(failure.error)
+                .arg(SOURCE_STREAM)
+                .arg(failure.source_stream)
+                .arg(SOURCE_ENTRY_ID)
+                .arg(failure.source_entry_id)
+                .arg(GROUP)
+                .arg(failure.group)
+                .arg(DELIVERIES)
+                .arg(failure.deliveries)
+                .arg(FAILED_AT)
+                .arg(&failed_at);
+        })
+        .await
 }
 
 /// The producer's fields of an entry (none of the `dlq_` ones, nor
@@ -254,12 +267,16 @@ async fn move_back(
     let (Some(source), Some(failed_group)) = (entry.get::<String>(SOURCE_STREAM), entry.get::<String>(GROUP)) else {
         return Ok(false);
     };
-    let mut script = redis::cmd("EVAL");
-    script.arg(REDRIVE).arg(2).arg(dead_letter_stream).arg(&source).arg(&entry.id);
-    for (name, value) in original_fields(&entry.map) {
-        script.arg(name).arg(value);
-    }
-    script.arg(REDRIVEN_FOR).arg(&failed_group).query_async::<()>(redis).await?;
+    let original = original_fields(&entry.map);
+    REDRIVE
+        .run::<()>(redis, |script| {
+            script.arg(2).arg(dead_letter_stream).arg(&source).arg(&entry.id);
+            for (name, value) in &original {
+                script.arg(*name).arg(*value);
+            }
+            script.arg(REDRIVEN_FOR).arg(&failed_group);
+        })
+        .await?;
     Ok(true)
 }
 
