@@ -172,7 +172,7 @@ async fn an_entry_whose_dead_letter_cannot_be_written_stays_pending_until_it_can
     let stream = harness.stream::<MenuEvent>();
     let dlq = format!("{stream}.dlq");
     let mut connection = harness.connection().await?;
-    let _: () = redis::cmd("SET").arg(&dlq).arg("not a stream").query_async(&mut connection).await?;
+    harness.refuse_writes_to(&dlq).await?;
     let mut config = harness.consumer_config::<MenuEvent>("g", "c");
     config.max_deliveries = 1;
     let recorder = Recorder::always_failing(poison.id);

@@ -45,7 +45,7 @@ async fn a_relay_refused_by_redis_with_a_backlog_of_many_batches_publishes_every
     let stream = harness.stream::<MenuEvent>();
     let mut connection = harness.connection().await?;
     // A key of the wrong type: every XADD is answered WRONGTYPE.
-    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    harness.refuse_writes_to(&stream).await?;
     let aggregate = uuid::Uuid::now_v7();
     for chunk in availability_changes(aggregate, 1200).chunks(100) {
         harness.append(chunk).await?;
@@ -101,7 +101,7 @@ async fn a_stream_refused_beside_one_that_accepts_gets_every_event_in_order_once
     let harness = Harness::new().await?;
     let refusing = harness.stream::<ReservationEvent>();
     let mut connection = harness.connection().await?;
-    let _: () = redis::cmd("SET").arg(&refusing).arg("not a stream").query_async(&mut connection).await?;
+    harness.refuse_writes_to(&refusing).await?;
     // Every batch holds entries of both streams: Redis runs the menu's and
     // refuses the reservations' inside one transaction.
     let menu = availability_changes(uuid::Uuid::now_v7(), 300);
@@ -192,8 +192,7 @@ async fn a_redis_that_refuses_and_accepts_writes_by_turns_gets_every_event_in_or
 async fn a_relay_stops_promptly_while_redis_refuses_every_write() -> TestResult {
     let harness = Harness::new().await?;
     let stream = harness.stream::<MenuEvent>();
-    let mut connection = harness.connection().await?;
-    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    harness.refuse_writes_to(&stream).await?;
     harness.append(&availability_changes(uuid::Uuid::now_v7(), 2000)).await?;
     let relay = Running::spawn(|cancel| harness.relay_with(small_batches()).run(cancel));
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -112,6 +112,14 @@ impl Harness {
         Ok(sqlx::query_as("SELECT count(*), count(DISTINCT event_id) FROM applied").fetch_one(self.pool()).await?)
     }
 
+    /// Makes every `XADD` to `stream` answer `WRONGTYPE` (a string stands
+    /// where the stream should be) until the key is deleted.
+    pub async fn refuse_writes_to(&self, stream: &str) -> TestResult {
+        let _: () =
+            redis::cmd("SET").arg(stream).arg("not a stream").query_async(&mut self.connection().await?).await?;
+        Ok(())
+    }
+
     pub async fn unpublished(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(self.pool()).await?)
     }

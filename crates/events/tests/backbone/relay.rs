@@ -241,7 +241,7 @@ async fn a_failed_xadd_keeps_the_rows_for_the_next_attempt() -> TestResult {
     // A stream key holding a string makes XADD fail with WRONGTYPE.
     let stream = harness.stream::<MenuEvent>();
     let mut connection = harness.connection().await?;
-    let _: () = redis::cmd("SET").arg(&stream).arg("not a stream").query_async(&mut connection).await?;
+    harness.refuse_writes_to(&stream).await?;
     assert!(harness.relay().publish_batch(&mut connection).await.is_err());
     assert_eq!(harness.unpublished().await?, 1, "the row must survive a failed XADD");
 
